@@ -1,0 +1,50 @@
+"""Typed exceptions with messages written for the person running the campaign."""
+
+from __future__ import annotations
+
+
+class AlloopError(Exception):
+    """Base class: anything alloop raises on purpose."""
+
+
+class ConfigError(AlloopError):
+    """The campaign file (or an ensemble file) is malformed; carries every problem found."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        head = f"{source}: " if source else ""
+        super().__init__(head + f"{len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class MissingFileError(AlloopError):
+    """A file alloop needs (model checkpoint, PAW setup, POTCAR, potential) is not where it should be."""
+
+    def __init__(self, path: object, what: str, fix: str) -> None:
+        self.path = path
+        super().__init__(f"{what} not found: {path}\n  fix: {fix}")
+
+
+class UnphysicalStructureError(AlloopError):
+    """A configuration cannot be computed: overlapping atoms, NaN coordinates, a degenerate cell."""
+
+
+class MemberError(AlloopError):
+    """A uMLIP ensemble member cannot be loaded or cannot handle a structure."""
+
+
+class LabelError(AlloopError):
+    """A labelling calculation (DFT or uMLIP) failed; `reason` is stored with the configuration."""
+
+    def __init__(self, reason: str, retryable: bool = False) -> None:
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(reason)
+
+
+class FitError(AlloopError):
+    """An ACE fit or active-set construction failed."""
+
+
+class StateError(AlloopError):
+    """The campaign database is inconsistent with the request (wrong campaign, newer schema, locked)."""

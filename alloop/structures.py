@@ -1,0 +1,80 @@
+"""Configuration identity, validation and (de)serialisation shared by every stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+import numpy as np
+from ase import Atoms
+
+from alloop.errors import UnphysicalStructureError
+
+# Positions are rounded before hashing so that a configuration written and read back through text
+# formats (extxyz keeps ~8 decimals) keeps its identity.
+_HASH_DECIMALS = 6
+
+
+def config_hash(atoms: Atoms) -> str:
+    """Content hash of (numbers, positions, cell, pbc): the identity of a configuration in the database."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(atoms.numbers, dtype=np.int64).tobytes())
+    for arr in (atoms.positions, np.asarray(atoms.cell)):
+        r = np.round(np.asarray(arr, dtype=np.float64), _HASH_DECIMALS) + 0.0  # +0.0 folds -0.0 into 0.0
+        h.update(np.ascontiguousarray(r).tobytes())
+    h.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
+    return h.hexdigest()[:32]
+
+
+def validate_atoms(atoms: Atoms, min_distance: float = 0.5) -> None:
+    """Raise UnphysicalStructureError for NaN/inf coordinates, a singular periodic cell, mixed
+    periodicity or atoms closer than `min_distance` Å (mic-aware)."""
+    pos = np.asarray(atoms.positions, dtype=float)
+    if len(atoms) == 0:
+        raise UnphysicalStructureError("structure has no atoms")
+    if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(np.asarray(atoms.cell))):
+        raise UnphysicalStructureError("structure has NaN or infinite positions or cell")
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    if pbc.any() and not pbc.all():
+        raise UnphysicalStructureError(
+            f"mixed periodicity pbc={pbc.tolist()} is not supported (ACE needs fully periodic or fully "
+            "non-periodic cells): make it periodic with vacuum larger than the cutoff"
+        )
+    if pbc.all() and abs(atoms.cell.volume) < 1e-6:
+        raise UnphysicalStructureError("periodic structure has a singular cell (zero volume)")
+    if len(atoms) > 1:
+        d = atoms.get_all_distances(mic=bool(pbc.all()))
+        np.fill_diagonal(d, np.inf)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[i, j] < min_distance:
+            raise UnphysicalStructureError(
+                f"atoms {i} and {j} are {d[i, j]:.3f} Å apart (minimum allowed {min_distance} Å): overlapping atoms"
+            )
+
+
+def atoms_to_json(atoms: Atoms) -> str:
+    """Compact, lossless JSON of the geometry (numbers, positions, cell, pbc)."""
+    return json.dumps(
+        {
+            "numbers": atoms.numbers.tolist(),
+            "positions": np.asarray(atoms.positions).tolist(),
+            "cell": np.asarray(atoms.cell).tolist(),
+            "pbc": [bool(p) for p in atoms.pbc],
+        },
+        separators=(",", ":"),
+    )
+
+
+def atoms_from_json(text: str) -> Atoms:
+    d = json.loads(text)
+    return Atoms(numbers=d["numbers"], positions=d["positions"], cell=d["cell"], pbc=d["pbc"])
+
+
+def flatten_forces(forces: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate per-configuration (n_i, 3) arrays into (N, 3) with offsets (n_configs + 1,)."""
+    counts = np.fromiter((len(f) for f in forces), dtype=np.int64, count=len(forces))
+    offsets = np.zeros(len(forces) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    flat = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1, 3) for f in forces]) if forces else np.zeros((0, 3))
+    return flat, offsets
