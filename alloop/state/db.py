@@ -1,0 +1,78 @@
+"""SQLite engine set-up (WAL, BEGIN IMMEDIATE, busy timeout) and schema migrations from db/*.sql."""
+
+from __future__ import annotations
+
+import importlib.resources
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+
+import alloop
+from alloop.errors import StateError
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+def migrations_dir() -> Path:
+    """db/ of the source tree; the copy packaged as alloop.migrations in a non-editable install."""
+    repo = Path(alloop.__file__).resolve().parents[1] / "db"
+    if repo.is_dir():
+        return repo
+    return Path(str(importlib.resources.files("alloop.migrations")))
+
+
+def _migrations() -> list[tuple[int, Path]]:
+    out = []
+    for p in sorted(migrations_dir().glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        out.append((int(p.name[:4]), p))
+    return out
+
+
+def make_engine(path: Path) -> Engine:
+    """Engine whose transactions start with BEGIN IMMEDIATE: a read-modify-write never loses an update
+    to a second writer process, and waits (busy_timeout) instead of failing with 'database is locked'."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", future=True, poolclass=None)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Apply every migration newer than the database's user_version, each in its own transaction."""
+    migrations = _migrations()
+    latest = migrations[-1][0] if migrations else 0
+    with engine.begin() as conn:
+        current = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+    if current > latest:
+        raise StateError(
+            f"database schema version {current} is newer than this alloop knows ({latest}): upgrade alloop"
+        )
+    for version, path in migrations:
+        if version <= current:
+            continue
+        script = path.read_text()
+        with engine.begin() as conn:
+            for statement in _split_sql(script):
+                conn.execute(text(statement))
+            conn.exec_driver_sql(f"PRAGMA user_version = {version}")
+    return latest
+
+
+def _split_sql(script: str) -> list[str]:
+    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

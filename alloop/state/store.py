@@ -1,0 +1,491 @@
+"""Every read and write of campaign state. Each public method is one transaction, so a process killed at
+any moment leaves the database at the last completed transition, never half-written."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from alloop.errors import StateError
+from alloop.state.db import make_engine, migrate
+
+STAGES = ("generate", "score", "label", "train", "evaluate", "done")
+
+
+def to_blob(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
+    return buf.getvalue()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class NewConfiguration:
+    hash: str
+    kind: str
+    n_atoms: int
+    formula: str
+    atoms_json: str
+    status: str = "selected"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredConfiguration:
+    id: int
+    hash: str
+    kind: str
+    n_atoms: int
+    atoms_json: str
+    status: str
+    route: str | None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    configuration_id: int
+    member: str
+    energy: float | None
+    forces: np.ndarray | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Outcome of scoring one configuration: U values and where its label comes from."""
+
+    configuration_id: int
+    u0: float
+    u1: float
+    u2: float
+    route: str  # umlip | dft
+    umlip_energy: float | None = None
+    umlip_forces: np.ndarray | None = None
+    umlip_backend: str | None = None
+    dft_workdir: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DFTJob:
+    id: int
+    configuration_id: int
+    hash: str
+    atoms_json: str
+    status: str
+    attempts: int
+    workdir: str
+
+
+@dataclass(frozen=True)
+class TrainingRow:
+    configuration_id: int
+    atoms_json: str
+    source: str
+    backend: str
+    energy: float
+    forces: np.ndarray
+    reference_energy: float | None  # the energy member's prediction: aligns DFT energies onto its scale
+
+
+class Store:
+    """The campaign database. Open with `Store.open(path)`; schema migrations run on open."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.engine = make_engine(self.path)
+        self.schema_version = migrate(self.engine)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        return cls(Path(path))
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> Store:
+        p = Path(path)
+        if not p.is_file():
+            raise StateError(f"no campaign database at {p}")
+        return cls(p)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ---------------------------------------------------------------- campaign and iterations
+    def open_campaign(self, name: str, config_json: str) -> int:
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute(text("SELECT id, config_json FROM campaign WHERE name=:n"), {"n": name}).first()
+            if row is None:
+                others = c.execute(text("SELECT name FROM campaign")).scalars().all()
+                if others:
+                    raise StateError(
+                        f"database {self.path} belongs to campaign '{others[0]}', not '{name}': "
+                        "use another database path or the same campaign name"
+                    )
+                cid = c.execute(
+                    text(
+                        "INSERT INTO campaign (name, config_json, created_at, updated_at) "
+                        "VALUES (:n, :cfg, :t, :t) RETURNING id"
+                    ),
+                    {"n": name, "cfg": config_json, "t": now},
+                ).scalar_one()
+                self._event(c, cid, None, "info", "campaign", f"campaign '{name}' created")
+                return int(cid)
+            cid = int(row.id)
+            if row.config_json != config_json:
+                c.execute(
+                    text("UPDATE campaign SET config_json=:cfg, updated_at=:t WHERE id=:id"),
+                    {"cfg": config_json, "t": now, "id": cid},
+                )
+                self._event(c, cid, None, "warning", "config", "campaign file changed since the last run; new settings apply from now on")
+            c.execute(text("UPDATE campaign SET status='running', updated_at=:t WHERE id=:id AND status IN ('stopped','failed')"), {"t": now, "id": cid})
+            return cid
+
+    def campaign(self, name: str | None = None) -> dict[str, Any]:
+        with self._tx() as c:
+            q = "SELECT * FROM campaign" + (" WHERE name=:n" if name else " ORDER BY id LIMIT 1")
+            row = c.execute(text(q), {"n": name}).mappings().first()
+        if row is None:
+            raise StateError(f"no campaign {'named ' + repr(name) + ' ' if name else ''}in {self.path}")
+        return dict(row)
+
+    def finish_campaign(self, cid: int, status: str, message: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                text("UPDATE campaign SET status=:s, message=:m, updated_at=:t WHERE id=:id"),
+                {"s": status, "m": message, "t": time.time(), "id": cid},
+            )
+            self._event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
+
+    def current_iteration(self, cid: int) -> tuple[int, str] | None:
+        with self._tx() as c:
+            row = c.execute(
+                text("SELECT idx, stage FROM iteration WHERE campaign_id=:c ORDER BY idx DESC LIMIT 1"), {"c": cid}
+            ).first()
+        return None if row is None else (int(row.idx), str(row.stage))
+
+    def start_iteration(self, cid: int, idx: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                text("INSERT OR IGNORE INTO iteration (campaign_id, idx, stage, started_at) VALUES (:c, :i, 'generate', :t)"),
+                {"c": cid, "i": idx, "t": time.time()},
+            )
+            self._event(c, cid, idx, "info", "iteration", f"iteration {idx} started")
+
+    def set_stage(self, cid: int, idx: int, stage: str, message: str | None = None) -> None:
+        with self._tx() as c:
+            self._set_stage(c, cid, idx, stage, message)
+
+    def _set_stage(self, c: Connection, cid: int, idx: int, stage: str, message: str | None = None) -> None:
+        if stage not in STAGES and stage != "failed":
+            raise ValueError(f"unknown stage {stage}")
+        finished = time.time() if stage in ("done", "failed") else None
+        c.execute(
+            text("UPDATE iteration SET stage=:s, message=COALESCE(:m, message), finished_at=:f WHERE campaign_id=:c AND idx=:i"),
+            {"s": stage, "m": message, "f": finished, "c": cid, "i": idx},
+        )
+        self._event(c, cid, idx, "info", "stage", f"iteration {idx}: stage {stage}" + (f" ({message})" if message else ""))
+
+    # ---------------------------------------------------------------- configurations
+    def commit_selection(self, cid: int, idx: int, configs: Sequence[NewConfiguration]) -> int:
+        """Insert the iteration's selected (and rejected) configurations and move on to scoring.
+        Configurations already in the campaign (same hash) are skipped: nothing is labelled twice."""
+        now = time.time()
+        with self._tx() as c:
+            before = c.execute(text("SELECT COUNT(*) FROM configuration WHERE campaign_id=:c"), {"c": cid}).scalar_one()
+            if configs:
+                c.execute(
+                    text(
+                        "INSERT OR IGNORE INTO configuration (campaign_id, hash, iteration_idx, kind, n_atoms, formula, "
+                        "atoms_json, status, reason, created_at) VALUES (:c, :hash, :i, :kind, :n_atoms, :formula, "
+                        ":atoms_json, :status, :reason, :t)"
+                    ),
+                    [{"c": cid, "i": idx, "t": now, **cfg.__dict__} for cfg in configs],
+                )
+            after = c.execute(text("SELECT COUNT(*) FROM configuration WHERE campaign_id=:c"), {"c": cid}).scalar_one()
+            n_failed = sum(1 for cfg in configs if cfg.status == "failed")
+            self._event(c, cid, idx, "info", "select", f"{after - before} new configurations ({n_failed} rejected as unphysical)")
+            self._set_stage(c, cid, idx, "score")
+        return int(after - before)
+
+    def configurations(self, cid: int, idx: int | None = None, status: str | None = None) -> list[StoredConfiguration]:
+        q = "SELECT id, hash, kind, n_atoms, atoms_json, status, route FROM configuration WHERE campaign_id=:c"
+        if idx is not None:
+            q += " AND iteration_idx=:i"
+        if status is not None:
+            q += " AND status=:s"
+        with self._tx() as c:
+            rows = c.execute(text(q + " ORDER BY id"), {"c": cid, "i": idx, "s": status}).all()
+        return [StoredConfiguration(*r) for r in rows]
+
+    def known_hashes(self, cid: int) -> set[str]:
+        with self._tx() as c:
+            return set(c.execute(text("SELECT hash FROM configuration WHERE campaign_id=:c"), {"c": cid}).scalars())
+
+    # ---------------------------------------------------------------- predictions and U
+    def missing_predictions(self, config_ids: Sequence[int], members: Sequence[str]) -> dict[str, list[int]]:
+        """For each member, the configurations it has not predicted yet."""
+        with self._tx() as c:
+            have = c.execute(
+                text(f"SELECT configuration_id, member FROM prediction WHERE configuration_id IN ({_ids(config_ids)})")
+            ).all() if config_ids else []
+        done = {(int(r[0]), r[1]) for r in have}
+        return {m: [i for i in config_ids if (i, m) not in done] for m in members}
+
+    def save_predictions(self, rows: Iterable[Prediction]) -> None:
+        params = [
+            {
+                "cid": p.configuration_id,
+                "m": p.member,
+                "e": None if p.energy is None else float(p.energy),
+                "f": None if p.forces is None else to_blob(p.forces),
+                "err": p.error,
+            }
+            for p in rows
+        ]
+        if not params:
+            return
+        with self._tx() as c:
+            c.execute(
+                text("INSERT OR REPLACE INTO prediction (configuration_id, member, energy, forces, error) VALUES (:cid, :m, :e, :f, :err)"),
+                params,
+            )
+
+    def predictions(self, config_ids: Sequence[int], members: Sequence[str]) -> dict[tuple[int, str], Prediction]:
+        if not config_ids:
+            return {}
+        with self._tx() as c:
+            rows = c.execute(
+                text(
+                    "SELECT configuration_id, member, energy, forces, error FROM prediction "
+                    f"WHERE configuration_id IN ({_ids(config_ids)})"
+                )
+            ).all()
+        wanted = set(members)
+        return {
+            (int(r[0]), r[1]): Prediction(int(r[0]), r[1], r[2], None if r[3] is None else from_blob(r[3]), r[4])
+            for r in rows
+            if r[1] in wanted
+        }
+
+    def commit_routing(self, cid: int, idx: int, routings: Sequence[Routing], variant: int, u_c: float, members: Sequence[str], backend: str) -> None:
+        """Store U, the route of every scored configuration, the uMLIP labels and the queued DFT jobs,
+        and move on to labelling, all in one transaction."""
+        now = time.time()
+        members_json = json.dumps(list(members))
+        with self._tx() as c:
+            for r in routings:
+                c.execute(
+                    text(
+                        "INSERT OR REPLACE INTO uncertainty (configuration_id, u0, u1, u2, variant, u_c, members) "
+                        "VALUES (:id, :u0, :u1, :u2, :v, :uc, :m)"
+                    ),
+                    {"id": r.configuration_id, "u0": _f(r.u0), "u1": _f(r.u1), "u2": _f(r.u2), "v": variant, "uc": u_c, "m": members_json},
+                )
+                if r.route == "umlip":
+                    c.execute(
+                        text(
+                            "INSERT OR IGNORE INTO label (configuration_id, source, backend, energy, forces, created_at) "
+                            "VALUES (:id, 'umlip', :b, :e, :f, :t)"
+                        ),
+                        {"id": r.configuration_id, "b": r.umlip_backend, "e": float(r.umlip_energy), "f": to_blob(r.umlip_forces), "t": now},
+                    )
+                    status = "labelled"
+                else:
+                    c.execute(
+                        text(
+                            "INSERT OR IGNORE INTO dft_job (configuration_id, backend, workdir, created_at, updated_at) "
+                            "VALUES (:id, :b, :w, :t, :t)"
+                        ),
+                        {"id": r.configuration_id, "b": backend, "w": r.dft_workdir, "t": now},
+                    )
+                    status = "scored"
+                c.execute(
+                    text("UPDATE configuration SET route=:r, status=:s, reason=COALESCE(:why, reason) WHERE id=:id"),
+                    {"r": r.route, "s": status, "why": r.reason, "id": r.configuration_id},
+                )
+            n_dft = sum(r.route == "dft" for r in routings)
+            self._event(
+                c, cid, idx, "info", "route",
+                f"scored {len(routings)} configurations: {len(routings) - n_dft} labelled by uMLIP, {n_dft} sent to DFT (U_c={u_c:g} eV/Å)",
+            )
+            self._set_stage(c, cid, idx, "label")
+
+    # ---------------------------------------------------------------- DFT jobs
+    def dft_jobs(self, cid: int, idx: int | None = None, statuses: Sequence[str] = ("queued", "running")) -> list[DFTJob]:
+        q = (
+            "SELECT j.id, j.configuration_id, c.hash, c.atoms_json, j.status, j.attempts, j.workdir FROM dft_job j "
+            "JOIN configuration c ON c.id=j.configuration_id WHERE c.campaign_id=:c"
+            f" AND j.status IN ({','.join(repr(s) for s in statuses)})"
+        )
+        if idx is not None:
+            q += " AND c.iteration_idx=:i"
+        with self._tx() as c:
+            rows = c.execute(text(q + " ORDER BY j.id"), {"c": cid, "i": idx}).all()
+        return [DFTJob(*r) for r in rows]
+
+    def mark_job_running(self, job_id: int, job_ref: str | None = None) -> None:
+        with self._tx() as c:
+            c.execute(
+                text("UPDATE dft_job SET status='running', job_id=COALESCE(:ref, job_id), updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
+                {"ref": job_ref, "t": time.time(), "id": job_id},
+            )
+
+    def complete_dft_job(self, job_id: int, backend: str, energy: float, forces: np.ndarray, stress: np.ndarray | None, meta: dict[str, Any]) -> bool:
+        """Store a DFT label; returns False (and stores nothing) when the job was already done."""
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute(text("SELECT configuration_id, status FROM dft_job WHERE id=:id"), {"id": job_id}).one()
+            if row.status == "done":
+                return False
+            c.execute(
+                text(
+                    "INSERT INTO label (configuration_id, source, backend, energy, forces, stress, meta_json, created_at) "
+                    "VALUES (:cid, 'dft', :b, :e, :f, :s, :m, :t)"
+                ),
+                {
+                    "cid": row.configuration_id, "b": backend, "e": float(energy), "f": to_blob(forces),
+                    "s": None if stress is None else to_blob(stress), "m": json.dumps(meta, default=str), "t": now,
+                },
+            )
+            c.execute(text("UPDATE dft_job SET status='done', reason=NULL, updated_at=:t WHERE id=:id"), {"t": now, "id": job_id})
+            c.execute(text("UPDATE configuration SET status='labelled', reason=NULL WHERE id=:id"), {"id": row.configuration_id})
+        return True
+
+    def fail_dft_job(self, job_id: int, reason: str, max_attempts: int) -> str:
+        """Count a failed attempt; quarantine the configuration once the budget is spent. Returns the new status."""
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute(text("SELECT configuration_id, attempts FROM dft_job WHERE id=:id"), {"id": job_id}).one()
+            attempts = int(row.attempts) + 1
+            status = "quarantined" if attempts >= max_attempts else "queued"
+            c.execute(
+                text("UPDATE dft_job SET status=:s, attempts=:a, reason=:r, updated_at=:t WHERE id=:id"),
+                {"s": status, "a": attempts, "r": reason, "t": now, "id": job_id},
+            )
+            if status == "quarantined":
+                c.execute(text("UPDATE configuration SET status='quarantined', reason=:r WHERE id=:id"), {"r": reason, "id": row.configuration_id})
+            cid = c.execute(text("SELECT campaign_id FROM configuration WHERE id=:id"), {"id": row.configuration_id}).scalar_one()
+            self._event(c, cid, None, "warning", "dft", f"DFT job {job_id} attempt {attempts} failed ({status}): {reason}")
+        return status
+
+    # ---------------------------------------------------------------- training data and potentials
+    def training_rows(self, cid: int, energy_member: str) -> list[TrainingRow]:
+        with self._tx() as c:
+            rows = c.execute(
+                text(
+                    "SELECT c.id, c.atoms_json, l.source, l.backend, l.energy, l.forces, p.energy FROM label l "
+                    "JOIN configuration c ON c.id=l.configuration_id "
+                    "LEFT JOIN prediction p ON p.configuration_id=c.id AND p.member=:m "
+                    "WHERE c.campaign_id=:c AND c.status='labelled' ORDER BY c.id"
+                ),
+                {"c": cid, "m": energy_member},
+            ).all()
+        return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6]) for r in rows]
+
+    def save_potential(self, cid: int, idx: int, path: str, active_set: str | None, n_train: int, metrics: dict[str, Any], references: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute(
+                text(
+                    "INSERT OR REPLACE INTO potential (campaign_id, iteration_idx, path, active_set, n_train, metrics_json, references_json, created_at) "
+                    "VALUES (:c, :i, :p, :a, :n, :m, :r, :t)"
+                ),
+                {"c": cid, "i": idx, "p": path, "a": active_set, "n": n_train, "m": json.dumps(metrics, default=float), "r": json.dumps(references), "t": time.time()},
+            )
+            self._event(c, cid, idx, "info", "train", f"potential fitted on {n_train} configurations: {path}")
+            self._set_stage(c, cid, idx, "evaluate")
+
+    def latest_potential(self, cid: int, before_idx: int | None = None) -> dict[str, Any] | None:
+        q = "SELECT * FROM potential WHERE campaign_id=:c" + (" AND iteration_idx < :i" if before_idx is not None else "")
+        with self._tx() as c:
+            row = c.execute(text(q + " ORDER BY iteration_idx DESC LIMIT 1"), {"c": cid, "i": before_idx}).mappings().first()
+        return None if row is None else dict(row)
+
+    def save_gamma_eval(self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str) -> None:
+        share = float(np.mean(gamma_max > threshold)) if len(gamma_max) else 0.0
+        with self._tx() as c:
+            c.execute(
+                text(
+                    "INSERT OR REPLACE INTO gamma_eval (campaign_id, iteration_idx, n_candidates, threshold, share_above, gamma_max, stats_json, created_at) "
+                    "VALUES (:c, :i, :n, :th, :sh, :g, :s, :t)"
+                ),
+                {"c": cid, "i": idx, "n": len(gamma_max), "th": threshold, "sh": share, "g": to_blob(gamma_max), "s": json.dumps(stats), "t": time.time()},
+            )
+            self._event(c, cid, idx, "info", "gamma", f"{share:.1%} of {len(gamma_max)} fresh candidates have max γ > {threshold:g}")
+            self._set_stage(c, cid, idx, next_stage)
+
+    def gamma_history(self, cid: int) -> list[dict[str, Any]]:
+        with self._tx() as c:
+            rows = c.execute(
+                text("SELECT iteration_idx, n_candidates, threshold, share_above, stats_json FROM gamma_eval WHERE campaign_id=:c ORDER BY iteration_idx"),
+                {"c": cid},
+            ).mappings().all()
+        return [{**dict(r), "stats": json.loads(r["stats_json"])} for r in rows]
+
+    # ---------------------------------------------------------------- events and summaries
+    def log_event(self, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        with self._tx() as c:
+            self._event(c, cid, idx, level, kind, message, data)
+
+    @staticmethod
+    def _event(c: Connection, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        c.execute(
+            text("INSERT INTO event (campaign_id, iteration_idx, ts, level, kind, message, data_json) VALUES (:c, :i, :t, :l, :k, :m, :d)"),
+            {"c": cid, "i": idx, "t": time.time(), "l": level, "k": kind, "m": message, "d": None if data is None else json.dumps(data, default=str)},
+        )
+
+    def events(self, cid: int, limit: int = 20) -> list[dict[str, Any]]:
+        with self._tx() as c:
+            rows = c.execute(
+                text("SELECT ts, iteration_idx, level, kind, message FROM event WHERE campaign_id=:c ORDER BY id DESC LIMIT :n"),
+                {"c": cid, "n": limit},
+            ).mappings().all()
+        return [dict(r) for r in reversed(rows)]
+
+    def counts(self, cid: int) -> dict[str, Any]:
+        with self._tx() as c:
+            by_status = dict(c.execute(text("SELECT status, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY status"), {"c": cid}).all())
+            by_source = dict(
+                c.execute(
+                    text("SELECT l.source, COUNT(*) FROM label l JOIN configuration c ON c.id=l.configuration_id WHERE c.campaign_id=:c GROUP BY l.source"),
+                    {"c": cid},
+                ).all()
+            )
+            atoms_by_source = dict(
+                c.execute(
+                    text("SELECT l.source, SUM(c.n_atoms) FROM label l JOIN configuration c ON c.id=l.configuration_id WHERE c.campaign_id=:c GROUP BY l.source"),
+                    {"c": cid},
+                ).all()
+            )
+            jobs = dict(
+                c.execute(
+                    text("SELECT j.status, COUNT(*) FROM dft_job j JOIN configuration c ON c.id=j.configuration_id WHERE c.campaign_id=:c GROUP BY j.status"),
+                    {"c": cid},
+                ).all()
+            )
+        return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs}
+
+
+def _ids(ids: Sequence[int]) -> str:
+    return ",".join(str(int(i)) for i in ids)
+
+
+def _f(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)

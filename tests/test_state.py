@@ -1,0 +1,112 @@
+"""The campaign database: migrations, single-transaction transitions, no duplicates, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from alloop.errors import StateError
+from alloop.state import NewConfiguration, Prediction, Routing, Store
+from alloop.structures import atoms_to_json, config_hash
+
+
+def _config(atoms, kind="bulk", status="selected", reason=None) -> NewConfiguration:
+    return NewConfiguration(config_hash(atoms), kind, len(atoms), atoms.get_chemical_formula(), atoms_to_json(atoms), status, reason)
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = Store.open(tmp_path / "c.db")
+    yield s
+    s.close()
+
+
+def test_schema_is_migrated_and_reopening_keeps_data(tmp_path):
+    s = Store.open(tmp_path / "c.db")
+    assert s.schema_version == 1
+    cid = s.open_campaign("w", "{}")
+    s.close()
+    s2 = Store.open(tmp_path / "c.db")
+    assert s2.open_campaign("w", "{}") == cid
+    with pytest.raises(StateError, match="belongs to campaign 'w'"):
+        s2.open_campaign("other", "{}")
+
+
+def test_a_configuration_is_stored_once_by_content_hash(store):
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    a = bulk("W", "bcc", a=3.17, cubic=True)
+    assert store.commit_selection(cid, 0, [_config(a), _config(a.copy())]) == 1
+    store.start_iteration(cid, 1)
+    assert store.commit_selection(cid, 1, [_config(a)]) == 0
+    assert store.current_iteration(cid) == (1, "score")
+
+
+def test_routing_writes_umlip_labels_and_dft_jobs_in_one_step(store):
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    a = bulk("W", "bcc", a=3.17, cubic=True)
+    b = a.copy()
+    b.positions[0, 0] += 0.3
+    store.commit_selection(cid, 0, [_config(a), _config(b)])
+    ids = [c.id for c in store.configurations(cid, 0)]
+    store.save_predictions([Prediction(ids[0], "m1", -25.0, np.zeros((2, 3)))])
+    assert store.missing_predictions(ids, ["m1"]) == {"m1": [ids[1]]}
+    store.commit_routing(
+        cid, 0,
+        [
+            Routing(ids[0], 0.01, 0.01, 0.01, "umlip", -25.0, np.zeros((2, 3)), "m1"),
+            Routing(ids[1], 3.0, 3.0, 3.0, "dft", dft_workdir="dft/x"),
+        ],
+        variant=1, u_c=1.0, members=["m1", "m2"], backend="gpaw",
+    )
+    jobs = store.dft_jobs(cid, 0)
+    assert [j.configuration_id for j in jobs] == [ids[1]]
+    assert store.complete_dft_job(jobs[0].id, "gpaw", -24.0, np.ones((2, 3)), None, {})
+    assert not store.complete_dft_job(jobs[0].id, "gpaw", -24.0, np.ones((2, 3)), None, {}), "a done job is never stored twice"
+    counts = store.counts(cid)
+    assert counts["labels"] == {"umlip": 1, "dft": 1}
+    rows = store.training_rows(cid, "m1")
+    assert [r.reference_energy for r in rows] == [-25.0, None]
+
+
+def test_failed_dft_is_quarantined_after_its_budget(store):
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    a = bulk("W", "bcc", a=3.17, cubic=True)
+    store.commit_selection(cid, 0, [_config(a)])
+    (cfg,) = store.configurations(cid, 0)
+    store.commit_routing(cid, 0, [Routing(cfg.id, 5, 5, 5, "dft", dft_workdir="d")], 1, 1.0, ["m"], "gpaw")
+    job = store.dft_jobs(cid)[0]
+    assert store.fail_dft_job(job.id, "SCF did not converge", max_attempts=2) == "queued"
+    assert store.fail_dft_job(job.id, "SCF did not converge", max_attempts=2) == "quarantined"
+    assert store.configurations(cid, 0)[0].status == "quarantined"
+    assert store.dft_jobs(cid) == []
+
+
+def _hammer(path, n):
+    s = Store.open(path)
+    cid = s.open_campaign("w", "{}")
+    for i in range(n):
+        s.log_event(cid, None, "info", "test", f"event {i}")
+        (idx, _stage) = s.current_iteration(cid)
+        s.set_stage(cid, idx, "score")
+    s.close()
+
+
+def test_two_writer_processes_lose_nothing(tmp_path):
+    path = tmp_path / "c.db"
+    s = Store.open(path)
+    cid = s.open_campaign("w", "{}")
+    s.start_iteration(cid, 0)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(path, 100)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len([e for e in s.events(cid, limit=10_000) if e["kind"] == "test"]) == 200
