@@ -1,0 +1,232 @@
+"""PNG figures in the style of Liu et al. 2026: U vs force error, accuracy-coverage, parity, trends.
+
+Figures are drawn on a bare `matplotlib.figure.Figure` (Agg canvas, no pyplot), so nothing here
+touches matplotlib's global backend or figure registry, and it works on headless machines.
+Every function writes a PNG (creating parent folders) and returns its path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from alloop import uq
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+_DPI = 150
+_TARGET_GREEN = "#2ca02c"
+# Hexbins switch on above this many points; below it a scatter shows each point.
+_SCATTER_MAX = 20_000
+
+
+def _figure(ncols: int = 1, width: float = 5.0, height: float = 4.3) -> tuple[Figure, list[Axes]]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=_DPI, format="png")
+    return out
+
+
+def parity_hexbin(
+    u: ArrayLike,
+    err: ArrayLike,
+    path: str | Path,
+    title: str | None = None,
+    unit: str = "eV/Å",
+) -> Path:
+    """Log-log hexbin of uncertainty U against force error ΔF (paper Figs. 2c, 4a) with y = x and
+    y = 0.1x guides; Spearman's ρ (over all pairs without NaN) heads the legend."""
+    x = np.asarray(u, dtype=np.float64).ravel()
+    y = np.asarray(err, dtype=np.float64).ravel()
+    rho = uq.spearman(x, y)
+    # Log axes cannot show zero or negative values; they still count in ρ.
+    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if not keep.any():
+        raise uq.UQInputError("parity_hexbin: no pair with positive, finite U and error to plot")
+    x, y = x[keep], y[keep]
+    lo = 10 ** np.floor(np.log10(min(x.min(), y.min())))
+    hi = 10 ** np.ceil(np.log10(max(x.max(), y.max())))
+
+    fig, (ax,) = _figure(width=5.4)
+    hb = ax.hexbin(
+        x,
+        y,
+        xscale="log",
+        yscale="log",
+        bins="log",
+        mincnt=1,
+        gridsize=45,
+        cmap="viridis",
+        extent=(np.log10(lo), np.log10(hi), np.log10(lo), np.log10(hi)),
+    )
+    fig.colorbar(hb, ax=ax, label="configurations")
+    guide = np.array([lo, hi])
+    ax.plot(guide, guide, "--", color="tab:orange", lw=1.5, label="y = x")
+    ax.plot(guide, 0.1 * guide, ":", color="0.35", lw=1.5, label="y = 0.1x")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
+    ax.set_xlabel(f"uncertainty U ({unit})")
+    ax.set_ylabel(f"force error ΔF ({unit})")
+    dropped = int((~keep).sum())
+    note = f", {dropped} not shown (≤ 0 or NaN)" if dropped else ""
+    ax.legend(title=f"Spearman ρ = {rho:.3f}\nn = {x.size}{note}", loc="upper left", fontsize=9, title_fontsize=9)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def coverage_plot(
+    u: ArrayLike,
+    sq_err_sum: ArrayLike,
+    counts: ArrayLike,
+    path: str | Path,
+    target: float = 0.1,
+    uc_grid: ArrayLike | None = None,
+    title: str | None = None,
+    unit: str = "eV/Å",
+    label: str = "retained set",
+    quantity: str = "force",
+) -> Path:
+    """Two panels (paper Fig. 3c-h): RMSE of the retained configurations against coverage, and
+    against U_c (strict U < U_c), with the target RMSE line and the largest U_c meeting it.
+
+    sq_err_sum/counts as in `alloop.uq.coverage_curve` (forces: `alloop.uq.force_sq_errors`); for
+    energies pass quantity="energy" and unit="eV/atom".
+    """
+    coverage, rmse = uq.coverage_curve(u, sq_err_sum, counts)
+    uu = np.asarray(u, dtype=np.float64)
+    if uc_grid is None:
+        pos = uu[np.isfinite(uu) & (uu > 0)]
+        if pos.size == 0:
+            raise uq.UQInputError("coverage_plot: no positive, finite U to build a U_c grid; pass uc_grid")
+        uc_grid = np.geomspace(pos.min(), pos.max() * 1.0001, 300)
+    grid = np.asarray(uc_grid, dtype=np.float64)
+    _, grid_rmse = uq.rmse_vs_uc(uu, sq_err_sum, counts, grid)
+    uc_star = uq.uc_for_target_rmse(uu, sq_err_sum, counts, target)
+
+    fig, (left, right) = _figure(ncols=2, width=4.6)
+    left.plot(100 * coverage, rmse, color="tab:blue", lw=1.8, label=label)
+    left.set_xlabel("coverage (% of configurations retained)")
+    left.set_xlim(0, 100)
+    right.plot(grid, grid_rmse, color="tab:blue", lw=1.8, label=label)
+    right.set_xscale("log")
+    right.set_xlabel(f"$U_c$ ({unit})")
+    cov_star = uq.rmse_vs_uc(uu, sq_err_sum, counts, [uc_star])[0][0]
+    if np.isfinite(uc_star):
+        right.axvline(
+            uc_star,
+            color="tab:red",
+            ls="--",
+            lw=1.2,
+            label=f"largest $U_c$ = {uc_star:.3g} {unit} ({100 * cov_star:.0f}% retained)",
+        )
+        left.axvline(100 * cov_star, color="tab:red", ls="--", lw=1.2)
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{quantity} RMSE ({unit})")
+        ax.axhline(target, color=_TARGET_GREEN, lw=1.2, label=f"target {target:g} {unit}")
+        bottom = min(ax.get_ylim()[0], 0.5 * target)
+        ax.axhspan(bottom, target, color=_TARGET_GREEN, alpha=0.12, lw=0)
+        ax.set_ylim(bottom=bottom)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+_DEFAULT_UNITS = {"force": "eV/Å", "energy": "eV/atom"}
+
+
+def parity_plot(
+    ref: ArrayLike,
+    pred: ArrayLike,
+    path: str | Path,
+    quantity: Literal["force", "energy"] = "force",
+    unit: str | None = None,
+    title: str | None = None,
+) -> Path:
+    """Predicted against reference values (force components or per-atom energies) with y = x; RMSE
+    and MAE in the legend. Large sets are drawn as a hexbin."""
+    if quantity not in _DEFAULT_UNITS:
+        raise uq.UQInputError(f"quantity must be 'force' or 'energy', got {quantity!r}")
+    unit = unit or _DEFAULT_UNITS[quantity]
+    r = np.asarray(ref, dtype=np.float64).ravel()
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    if r.size != p.size or r.size == 0:
+        raise uq.UQInputError(f"parity_plot: {r.size} reference values for {p.size} predictions")
+    keep = np.isfinite(r) & np.isfinite(p)
+    if not keep.any():
+        raise uq.UQInputError("parity_plot: no finite (reference, prediction) pair")
+    r, p = r[keep], p[keep]
+    diff = p - r
+    rmse, mae = float(np.sqrt(np.mean(diff**2))), float(np.mean(np.abs(diff)))
+    lo, hi = min(r.min(), p.min()), max(r.max(), p.max())
+    pad = 0.03 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
+
+    fig, (ax,) = _figure(width=5.2)
+    stats = f"RMSE = {rmse:.4g} {unit}\nMAE = {mae:.4g} {unit}\nn = {r.size}"
+    if r.size > _SCATTER_MAX:
+        hb = ax.hexbin(r, p, bins="log", mincnt=1, gridsize=80, cmap="viridis", extent=(lo, hi, lo, hi))
+        fig.colorbar(hb, ax=ax, label="count")
+    else:
+        ax.scatter(r, p, s=6, alpha=0.5, color="tab:blue", lw=0, rasterized=True)
+    ax.plot([lo, hi], [lo, hi], "--", color="tab:orange", lw=1.2, label="y = x")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax.xaxis, ax.yaxis):  # wide ranges (|F| up to 10³ eV/Å) otherwise crowd the labels
+        axis.set_major_locator(MaxNLocator(nbins=5))
+    what = "force component" if quantity == "force" else "energy"
+    ax.set_xlabel(f"reference {what} ({unit})")
+    ax.set_ylabel(f"predicted {what} ({unit})")
+    ax.legend(title=stats, loc="upper left", fontsize=9, title_fontsize=9)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def trend_plot(
+    iterations: Sequence[int] | ArrayLike,
+    series: Mapping[str, Sequence[float]],
+    path: str | Path,
+    title: str | None = None,
+    ylabel: str = "share of configurations",
+) -> Path:
+    """One line per named series against the campaign iteration (e.g. the share of candidates with
+    extrapolation grade γ above threshold, or the DFT share); NaN leaves a gap."""
+    it = np.asarray(iterations)
+    if it.ndim != 1 or it.size == 0:
+        raise uq.UQInputError(f"trend_plot: iterations must be a non-empty 1-D sequence, got shape {it.shape}")
+    if not series:
+        raise uq.UQInputError("trend_plot: no series to draw")
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax,) = _figure(width=5.6, height=3.8)
+    for name, values in series.items():
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != it.shape:
+            raise uq.UQInputError(f"trend_plot: series {name!r} has {v.size} values for {it.size} iterations")
+        ax.plot(it, v, marker="o", ms=4, lw=1.5, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=9)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
