@@ -26,7 +26,7 @@ def store(tmp_path):
 
 def test_schema_is_migrated_and_reopening_keeps_data(tmp_path):
     s = Store.open(tmp_path / "c.db")
-    assert s.schema_version == 1
+    assert s.schema_version == 2
     cid = s.open_campaign("w", "{}")
     s.close()
     s2 = Store.open(tmp_path / "c.db")
@@ -110,3 +110,34 @@ def test_two_writer_processes_lose_nothing(tmp_path):
         p.join(120)
         assert p.exitcode == 0
     assert len([e for e in s.events(cid, limit=10_000) if e["kind"] == "test"]) == 200
+
+
+def test_only_one_controller_drives_a_campaign(tmp_path):
+    from alloop.state.lock import ControllerLock
+
+    s = Store.open(tmp_path / "c.db")
+    cid = s.open_campaign("w", "{}")
+    with ControllerLock(s, cid):
+        with pytest.raises(StateError, match="already driven by a controller"):
+            ControllerLock(s, cid).acquire()
+    with ControllerLock(s, cid):  # released on exit: the next one gets it
+        pass
+
+
+def test_a_dead_controllers_lock_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    from alloop.state.lock import ControllerLock
+
+    s = Store.open(tmp_path / "c.db")
+    cid = s.open_campaign("w", "{}")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = ControllerLock(s, cid)
+    lock.acquire()
+    lock._stop.set()
+    with s.engine.begin() as c:  # as if the holder had been kill -9'ed
+        c.execute(text("UPDATE controller_lock SET pid=:p"), {"p": int(dead.stdout)})
+    ControllerLock(s, cid).acquire()

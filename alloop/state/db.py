@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import sqlite3
 from pathlib import Path
 
@@ -15,11 +14,10 @@ BUSY_TIMEOUT_MS = 60_000
 
 
 def migrations_dir() -> Path:
-    """db/ of the source tree; the copy packaged as alloop.migrations in a non-editable install."""
-    repo = Path(alloop.__file__).resolve().parents[1] / "db"
-    if repo.is_dir():
-        return repo
-    return Path(str(importlib.resources.files("alloop.migrations")))
+    path = Path(alloop.__file__).resolve().parents[1] / "db"
+    if not path.is_dir():
+        raise StateError(f"schema migrations not found at {path}: run alloop from its source tree (pip install -e .)")
+    return path
 
 
 def _migrations() -> list[tuple[int, Path]]:
