@@ -1,0 +1,125 @@
+"""Replay labels from an existing DFT data set, looked up by configuration hash: a campaign run on a
+published data set (the paper's W set, mlearn Mo, SNAP NbMoTaW) behaves as if DFT had been run, at no
+cost, which makes loop experiments reproducible.
+
+Files are read with `alloop.io.read_labelled` (npz as the shared W set, mlearn/SNAP JSON, pacemaker
+pickles, extxyz and anything else ASE reads). Stress is replayed where the file carries it on ASE's
+scale (extxyz); the JSON sets' kBar values with VASP's sign are not used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field
+
+from alloop.io import read_labelled
+from alloop.label.base import DFTBackend, LabelFailure, LabelResult
+from alloop.structures import config_hash
+
+
+class ReplaySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[Path] = Field(
+        min_length=1, description="labelled data sets (.npz, .json, .pckl.gzip/.pkl.gz, .extxyz, ...); "
+                                  "the first one holding a configuration wins")
+
+
+@dataclass(frozen=True)
+class ReplayEntry:
+    energy: float
+    forces: np.ndarray
+    stress: np.ndarray | None
+    file: str
+    index: int
+
+
+def labelled_configurations(path: Path) -> Iterator[tuple[int, Atoms, float, np.ndarray, np.ndarray | None]]:
+    """(index in file, geometry, total energy eV, forces eV/Å, stress eV/Å³ or None) of each configuration
+    that has both an energy and forces."""
+    for i, atoms in enumerate(read_labelled(path)):
+        results = atoms.calc.results
+        if results.get("energy") is None:
+            continue
+        stress = results.get("stress")
+        yield (i, Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc),
+               float(results["energy"]), np.asarray(results["forces"], dtype=np.float64),
+               None if stress is None else np.asarray(stress, dtype=np.float64))
+
+
+#: Positions and cell within this many Å count as the same configuration when the hash misses.
+MATCH_TOLERANCE = 1e-4
+
+
+class ReplayIndex:
+    """Labels of all sources by configuration hash, with a tolerant fallback: config_hash rounds
+    coordinates to 1e-6 Å, so a configuration that went through a text format (extxyz keeps 1e-8) can
+    land on the other side of a rounding boundary and change hash. The fallback compares geometries of
+    the same atomic numbers within MATCH_TOLERANCE."""
+
+    def __init__(self, sources: list[Path]) -> None:
+        self.by_hash: dict[str, ReplayEntry] = {}
+        self._geometries: dict[bytes, list[tuple[np.ndarray, np.ndarray, np.ndarray, ReplayEntry]]] = {}
+        for path in sources:
+            for i, atoms, energy, forces, stress in labelled_configurations(Path(path)):
+                h = config_hash(atoms)
+                if h in self.by_hash:  # the first source wins
+                    continue
+                entry = ReplayEntry(energy, forces, stress, str(path), i)
+                self.by_hash[h] = entry
+                key = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
+                self._geometries.setdefault(key, []).append(
+                    (atoms.positions.copy(), np.asarray(atoms.cell).copy(), atoms.pbc.copy(), entry))
+
+    def find(self, atoms: Atoms) -> tuple[ReplayEntry, str] | None:
+        """(entry, "hash" | "tolerance"), or None."""
+        entry = self.by_hash.get(config_hash(atoms))
+        if entry is not None:
+            return entry, "hash"
+        pos, cell = atoms.positions, np.asarray(atoms.cell)
+        for p, c, pbc, entry in self._geometries.get(np.asarray(atoms.numbers, dtype=np.int64).tobytes(), []):
+            if (np.array_equal(pbc, atoms.pbc) and np.abs(c - cell).max() <= MATCH_TOLERANCE
+                    and np.abs(p - pos).max() <= MATCH_TOLERANCE):
+                return entry, "tolerance"
+        return None
+
+
+_INDEX_CACHE: dict[tuple[tuple[str, float], ...], ReplayIndex] = {}
+
+
+def replay_index(sources: list[Path]) -> ReplayIndex:
+    """The index over `sources`, built once per process and file version."""
+    key = tuple((str(Path(p).resolve()), Path(p).stat().st_mtime if Path(p).exists() else -1.0) for p in sources)
+    if key not in _INDEX_CACHE:
+        _INDEX_CACHE[key] = ReplayIndex(sources)
+    return _INDEX_CACHE[key]
+
+
+class ReplayBackend(DFTBackend):
+    name = "replay"
+    settings: ReplaySettings
+
+    def lookup(self, atoms: Atoms) -> tuple[ReplayEntry, str]:
+        """The recorded label, and how it was found ("hash" or "tolerance")."""
+        found = replay_index(self.settings.sources).find(atoms)
+        if found is None:
+            raise LabelFailure(
+                f"{atoms.get_chemical_formula()} ({config_hash(atoms)}) is not in the replay set "
+                f"({', '.join(str(p) for p in self.settings.sources)})", False, "missing")
+        return found
+
+    def write_inputs(self, atoms: Atoms, workdir: Path) -> None:
+        """Nothing beyond the geometry that `prepare` records."""
+
+    def execute(self, workdir: Path) -> None:
+        """Nothing to run: the label exists already."""
+
+    def parse(self, workdir: Path, atoms: Atoms) -> LabelResult:
+        e, how = self.lookup(atoms)
+        return LabelResult(e.energy, e.forces.copy(), None if e.stress is None else e.stress.copy(), "replay", True,
+                           {"replay_file": e.file, "replay_index": e.index, "replay_match": how})
