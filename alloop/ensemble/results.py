@@ -1,0 +1,70 @@
+"""Prediction containers: plain numpy, picklable, so they cross process and Dask boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class MemberPredictions:
+    """One member on n structures. A structure the member could not predict (exception, NaN/inf
+    output, unknown element) has NaN energy and forces and its reason in `errors`."""
+
+    member: str
+    energies: np.ndarray  # (n,) float64, total energy in eV
+    forces: list[np.ndarray]  # n arrays (n_i, 3) float64, eV/Å
+    errors: dict[int, str] = field(default_factory=dict)
+    # Extra per-structure outputs, e.g. "orb_confidence" (the Orb confidence head's expected error).
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.forces)
+
+
+@dataclass
+class EnsemblePredictions:
+    """K members on n structures with N atoms in all: the input of U (alloop.uq)."""
+
+    members: tuple[str, ...]
+    in_u: np.ndarray  # (K,) bool: member enters U
+    rmse: np.ndarray | None  # (K_u,) RMSEs of the U members, None = equal weights
+    energies: np.ndarray  # (K, n) eV
+    forces: np.ndarray  # (K, N, 3) eV/Å
+    offsets: np.ndarray  # (n + 1,) structure i is atoms offsets[i]:offsets[i+1]
+    errors: dict[str, dict[int, str]]  # member -> structure index -> reason
+    extras: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # member -> name -> (n,)
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.offsets) - 1
+
+    def index(self, member: str) -> int:
+        return self.members.index(member)
+
+    def failed(self) -> np.ndarray:
+        """(n,) bool: some U member could not predict the structure, so U is undefined there."""
+        bad = np.zeros(self.n_structures, dtype=bool)
+        for name, errs in self.errors.items():
+            if self.in_u[self.index(name)] and errs:
+                bad[list(errs)] = True
+        return bad
+
+    def u_forces(self) -> np.ndarray:
+        """(K_u, N, 3) forces of the members that enter U."""
+        return self.forces[self.in_u]
+
+    def uncertainty(self, variant: int = 1) -> np.ndarray:
+        """(n,) U^(variant) in eV/Å (Eqs. 1-4); NaN for structures some U member failed on."""
+        from alloop.uq import uncertainty
+
+        return uncertainty(self.u_forces(), self.offsets, self.rmse, variant=variant, nan_policy="propagate")  # type: ignore[arg-type]
+
+    def mean_forces(self) -> np.ndarray:
+        """(N, 3) plain mean of the U members' forces, the <F> of Eqs. (1) and (5)."""
+        return self.u_forces().mean(axis=0)
+
+    def structure_errors(self, i: int) -> list[str]:
+        """'member: reason' for every member that failed on structure i."""
+        return [f"{m}: {errs[i]}" for m, errs in self.errors.items() if i in errs]
