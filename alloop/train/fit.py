@@ -1,0 +1,475 @@
+"""Fit an ACE potential (or a committee of them) with pacemaker and build its active set.
+
+A fit lives in one work directory:
+
+    train.pckl.gzip, test.pckl.gzip    the split, in pacemaker's format (shared by all members)
+    member_0/ ... member_{N-1}/        one pacemaker run each (input.yaml, log.txt, output_potential.yaml)
+    member_0/output_potential.asi      the active set of "the" potential (member 0)
+    pacemaker.log                      stdout/stderr of every subprocess
+    fit_done.json                      written atomically, last: its presence means the fit is complete
+
+Anything else alloop finds there without fit_done.json is the debris of an interrupted fit and is removed
+before fitting again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
+from alloop.structures import config_hash, validate_atoms
+from alloop.train.settings import FitSettings, potential_section, render_input
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+DONE_FILE = "fit_done.json"
+TRAIN_FILE = "train.pckl.gzip"
+TEST_FILE = "test.pckl.gzip"
+LOG_FILE = "pacemaker.log"
+POTENTIAL_FILE = "output_potential.yaml"
+ACTIVE_SET_FILE = "output_potential.asi"
+_LOCK_FILE = ".fit.lock"
+_DONE_VERSION = 1
+_MEMBER_RE = re.compile(r"^member_\d+$")
+_NAN_LOSS_RE = re.compile(r"loss.*\b(nan|inf)\b", re.IGNORECASE)
+_ITER_RE = re.compile(r"Iteration\s+#(\d+)\s+\(")  # per-step lines, not the "Iteration: #N" summaries
+_NFUNC_RE = re.compile(r"Total number of functions:\s*(\d+)\s*/\s*number of parameters:\s*(\d+)")
+_OPT_RE = re.compile(r"Optimization result\(success=(\w+), status=(\d+), message=(.*?), nfev")
+# scipy's termination status: 0 converged, 1 iteration limit, 2 line search gave up, 3 NaN encountered
+_STATUS_NAN, _STATUS_GAVE_UP = 3, 2
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A completed fit. Paths are absolute; metrics are member 0's (energies meV/atom, forces eV/Å per
+    Cartesian component, test_* None when no test set was held out)."""
+
+    workdir: Path
+    potential_yaml: Path
+    active_set: Path
+    metrics: dict[str, Any]
+    n_structures: int
+    wall_time_s: float
+    committee: tuple[Path, ...]
+    member_metrics: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    reused: bool = False
+
+    def _to_json(self, fingerprint: str) -> dict[str, Any]:
+        rel = lambda p: str(Path(p).relative_to(self.workdir))  # noqa: E731 - the workdir may be moved later
+        return {
+            "version": _DONE_VERSION,
+            "fingerprint": fingerprint,
+            "potential_yaml": rel(self.potential_yaml),
+            "active_set": rel(self.active_set),
+            "committee": [rel(p) for p in self.committee],
+            "metrics": self.metrics,
+            "member_metrics": list(self.member_metrics),
+            "n_structures": self.n_structures,
+            "wall_time_s": self.wall_time_s,
+        }
+
+    @classmethod
+    def _from_json(cls, workdir: Path, d: dict[str, Any]) -> FitResult:
+        return cls(
+            workdir=workdir,
+            potential_yaml=workdir / d["potential_yaml"],
+            active_set=workdir / d["active_set"],
+            metrics=d["metrics"],
+            n_structures=int(d["n_structures"]),
+            wall_time_s=float(d["wall_time_s"]),
+            committee=tuple(workdir / p for p in d["committee"]),
+            member_metrics=tuple(d.get("member_metrics", ())),
+            reused=True,
+        )
+
+
+def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: list[str]) -> FitResult:
+    """Fit `settings.committee` ACE potentials on `data` (columns ase_atoms, forces, energy_corrected,
+    optional energy and weight) and build member 0's active set.
+
+    Returns the stored result without refitting when `workdir` already holds a completed fit of the same
+    data and settings. Raises FitError for unusable data or a failed fit; fit_done.json then stays absent.
+    """
+    workdir = Path(workdir).resolve()
+    elements = sorted(set(elements))
+    frame = training_frame(data, elements)
+    fingerprint = _fingerprint(frame, settings, elements)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _locked(workdir):
+        done = _completed(workdir, fingerprint)
+        if done is not None:
+            log.info("fit in %s is complete, reusing it", workdir)
+            return done
+        train, test = _split(frame, settings)
+        _check_basis_covered(train, settings, elements)
+        _clean(workdir)
+        t0 = time.time()
+        train.to_pickle(workdir / TRAIN_FILE, compression="gzip")
+        n_test = len(test)
+        if n_test:
+            test.to_pickle(workdir / TEST_FILE, compression="gzip")
+        exe = _executable("pacemaker")
+        members: list[Path] = []
+        member_metrics: list[dict[str, Any]] = []
+        for k in range(settings.committee):
+            mdir = workdir / f"member_{k}"
+            mdir.mkdir()
+            config = render_input(settings, elements, f"../{TRAIN_FILE}", f"../{TEST_FILE}" if n_test else None, member=k)
+            (mdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
+            _run([exe, "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s, f"member {k}: pacemaker")
+            members.append(_checked_potential(mdir, settings.maxiter))
+            member_metrics.append(_member_metrics(mdir, settings))
+        active_set = _build_active_set(members[0], workdir, settings.timeout_s)
+        metrics = dict(member_metrics[0], n_structures=len(frame), n_train=len(frame) - n_test, n_test=n_test)
+        result = FitResult(
+            workdir=workdir,
+            potential_yaml=members[0],
+            active_set=active_set,
+            metrics=metrics,
+            n_structures=len(frame),
+            wall_time_s=round(time.time() - t0, 2),
+            committee=tuple(members),
+            member_metrics=tuple(member_metrics),
+        )
+        _fsync([workdir / TRAIN_FILE, active_set, *members])
+        _write_json_atomic(workdir / DONE_FILE, result._to_json(fingerprint))
+        log.info(
+            "fit done in %.0f s: energy RMSE train/test %s/%s meV/atom, force RMSE %s/%s eV/Å",
+            result.wall_time_s, metrics["energy_rmse_train"], metrics["energy_rmse_test"],
+            metrics["force_rmse_train"], metrics["force_rmse_test"],
+        )
+        return result
+
+
+def load_fit(workdir: Path) -> FitResult | None:
+    """The completed fit stored in `workdir`, or None."""
+    workdir = Path(workdir).resolve()
+    return _completed(workdir, fingerprint=None)
+
+
+# ---------------------------------------------------------------------------------------------- input
+def training_frame(data: pd.DataFrame, elements: list[str]) -> pd.DataFrame:
+    """`data` checked and converted to pacemaker's columns; FitError says what is wrong and where."""
+    import pandas as pd
+
+    if not isinstance(data, pd.DataFrame):
+        raise FitError(f"training data must be a pandas DataFrame, got {type(data).__name__}")
+    missing = [c for c in ("ase_atoms", "forces", "energy_corrected") if c not in data.columns]
+    if missing:
+        raise FitError(f"training data lacks column(s) {missing}; it has {list(data.columns)}")
+    if len(data) < 2:
+        raise FitError(
+            f"training set has {len(data)} structure(s); at least 2 are needed: one structure cannot be split "
+            "into train and test, and a fit to a single energy is underdetermined"
+        )
+    known = set(elements)
+    atoms_list, forces_list, energies = [], [], []
+    for i, (atoms, forces, e_corr) in enumerate(zip(data["ase_atoms"], data["forces"], data["energy_corrected"])):
+        try:
+            validate_atoms(atoms)
+        except UnphysicalStructureError as exc:
+            raise FitError(f"training structure {i}: {exc}") from exc
+        stray = set(atoms.get_chemical_symbols()) - known
+        if stray:
+            raise FitError(f"training structure {i} contains {sorted(stray)}, not among the fit's elements {elements}")
+        f = np.asarray(forces, dtype=np.float64)
+        if f.shape != (len(atoms), 3) or not np.all(np.isfinite(f)):
+            raise FitError(f"training structure {i}: forces must be a finite ({len(atoms)}, 3) array, got shape {f.shape}")
+        if not math.isfinite(float(e_corr)):
+            raise FitError(f"training structure {i}: energy_corrected is {e_corr}")
+        atoms_list.append(atoms.copy())  # drops any calculator: pacemaker needs geometry only
+        forces_list.append(f)
+        energies.append(float(e_corr))
+    periodic = {bool(a.pbc.all()) for a in atoms_list}
+    if len(periodic) > 1:
+        log.info("training set mixes periodic and non-periodic (cluster) structures")
+    frame = pd.DataFrame(
+        {
+            "ase_atoms": atoms_list,
+            "energy": data["energy"].astype(float).to_numpy() if "energy" in data.columns else energies,
+            "forces": forces_list,
+            "energy_corrected": energies,
+        }
+    )
+    if "weight" in data.columns:
+        w = data["weight"].astype(float).to_numpy()
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+            raise FitError("column 'weight' must be finite, non-negative and not all zero")
+        frame["w_factor"] = w  # pacemaker multiplies its uniform energy and force weights by this column
+    return frame
+
+
+def _fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(settings.model_dump_json().encode())
+    h.update(json.dumps(elements).encode())
+    weights = frame["w_factor"] if "w_factor" in frame.columns else [1.0] * len(frame)
+    for atoms, forces, e, w in zip(frame["ase_atoms"], frame["forces"], frame["energy_corrected"], weights):
+        h.update(config_hash(atoms).encode())
+        h.update(np.round(np.asarray([e, w], dtype=np.float64), 8).tobytes())
+        h.update(np.round(forces, 6).tobytes())
+    return h.hexdigest()
+
+
+def _check_basis_covered(train: pd.DataFrame, settings: FitSettings, elements: list[str]) -> None:
+    """pace_activeset needs at least as many training atoms of each element as that element has basis
+    functions (MaxVol picks a square matrix); find out before spending hours on the fit."""
+    from alloop.train.select import untrained_model
+
+    try:
+        model = untrained_model(settings, tuple(elements))
+    except ImportError as exc:
+        raise MissingFileError("pyace", "pacemaker (python-ace)", "pip install python-ace==0.4.0rc1") from exc
+    n_funcs = {model.elements[st]: n for st, n in model.n_functions.items()}
+    counts: dict[str, int] = dict.fromkeys(elements, 0)
+    for atoms in train["ase_atoms"]:
+        for sym, n in zip(*np.unique(atoms.get_chemical_symbols(), return_counts=True)):
+            counts[str(sym)] += int(n)
+    short = {el: (counts[el], n_funcs[el]) for el in elements if counts[el] < n_funcs[el]}
+    if short:
+        detail = ", ".join(f"{el}: {have} atoms for {need} functions" for el, (have, need) in short.items())
+        raise FitError(
+            f"too few training atoms (test set excluded) for the active set ({detail}): each element needs at least as many "
+            "atoms as basis functions; add structures or lower n_functions"
+        )
+
+
+def _split(frame: pd.DataFrame, settings: FitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and test sets drawn with settings.seed; pacemaker's own split would move with each committee
+    member's seed and make their test metrics incomparable."""
+    n = len(frame)
+    n_test = min(int(round(n * settings.test_fraction)), n - 1)
+    order = np.random.default_rng(settings.seed).permutation(n)
+    pick = lambda idx: frame.iloc[np.sort(idx)].reset_index(drop=True)  # noqa: E731
+    return pick(order[n_test:]), pick(order[:n_test])
+
+
+# ---------------------------------------------------------------------------------------------- running
+def _executable(name: str) -> str:
+    # The venv's bin/ is not on PATH when alloop runs as .venv/bin/python; look beside the interpreter first.
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if not found:
+        raise MissingFileError(name, f"`{name}` executable (python-ace)", "pip install python-ace==0.4.0rc1")
+    return found
+
+
+def _run(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, what: str) -> None:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("PACEMAKERDATAPATH", None)  # would redirect the relative data paths in input.yaml
+    with open(log_path, "a") as out:
+        out.write(f"\n===== {what} in {cwd} ({time.strftime('%Y-%m-%d %H:%M:%S')}): {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout_s)
+        except BaseException:
+            # Timeout or our own interruption: never leave a fit running behind a dead controller.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if sys.exc_info()[0] is subprocess.TimeoutExpired:
+                raise FitError(f"{what} did not finish within {timeout_s:.0f} s (log: {log_path})") from None
+            raise
+    if rc != 0:
+        raise FitError(f"{what} failed with exit code {rc}; last lines of {log_path}:\n{_tail(log_path)}")
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in lines[-n:])
+
+
+def _checked_potential(mdir: Path, maxiter: int) -> Path:
+    """The member's potential, after checking that the fit neither diverged nor left a broken file."""
+    log_txt = mdir / "log.txt"
+    text = log_txt.read_text(errors="replace") if log_txt.is_file() else ""
+    bad = next((line for line in text.splitlines() if _NAN_LOSS_RE.search(line)), None)
+    if bad is not None:
+        raise FitError(f"fit in {mdir} diverged (non-finite loss): {bad.strip()}")
+    pot = mdir / POTENTIAL_FILE
+    if not pot.is_file() or pot.stat().st_size == 0:
+        raise FitError(f"pacemaker stopped without writing {pot}; last lines of {log_txt}:\n{_tail(log_txt)}")
+    coeffs = _potential_coefficients(pot)
+    if not np.all(np.isfinite(coeffs)):
+        raise FitError(f"fit in {mdir} diverged: {pot} holds non-finite coefficients")
+    status, n_iter = _optimizer_status(text), _iterations(text)
+    if status == _STATUS_NAN:
+        raise FitError(f"fit in {mdir} diverged: {_optimizer_message(text)}")
+    # A line search that gives up late is BFGS's usual way to end a long fit; giving up within the first
+    # tenth of the budget means the optimisation never got going.
+    if status == _STATUS_GAVE_UP and n_iter < max(1, maxiter // 10):
+        raise FitError(f"fit in {mdir} stopped early after {n_iter} of {maxiter} iterations: {_optimizer_message(text)}")
+    return pot
+
+
+def _potential_coefficients(pot: Path) -> np.ndarray:
+    from pyace import ACEBBasisSet, BBasisConfiguration
+
+    try:
+        return np.asarray(ACEBBasisSet(BBasisConfiguration(str(pot))).all_coeffs, dtype=np.float64)
+    except Exception as exc:  # pyace's YAML reader raises RuntimeError with a C++ message
+        raise FitError(f"potential file {pot} is corrupt or not an ACE B-basis: {exc}") from exc
+
+
+def _iterations(log_text: str) -> int:
+    found = _ITER_RE.findall(log_text)
+    return max(map(int, found)) if found else 0
+
+
+def _optimizer_status(log_text: str) -> int | None:
+    found = _OPT_RE.findall(log_text)
+    return int(found[-1][1]) if found else None
+
+
+def _optimizer_message(log_text: str) -> str:
+    found = _OPT_RE.findall(log_text)
+    return found[-1][2].strip() if found else "no optimizer result in log"
+
+
+def _build_active_set(potential: Path, workdir: Path, timeout_s: float | None) -> Path:
+    # --all-atoms: every training atom enters MaxVol (pacemaker's default would first drop atoms with large
+    # force errors, and its batched mode refuses to run without this flag).
+    cmd = [_executable("pace_activeset"), "-a", "-d", f"../{TRAIN_FILE}", potential.name]
+    _run(cmd, potential.parent, workdir / LOG_FILE, timeout_s, "pace_activeset")
+    asi = potential.with_suffix(".asi")
+    try:
+        with np.load(asi) as data:
+            ok = all(np.all(np.isfinite(data[k])) for k in data.files) and bool(data.files)
+    except Exception as exc:
+        raise FitError(f"pace_activeset left no readable active set {asi}: {exc}") from exc
+    if not ok:
+        raise FitError(f"active set {asi} holds non-finite values")
+    return asi
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def _member_metrics(mdir: Path, settings: FitSettings) -> dict[str, Any]:
+    text = (mdir / "log.txt").read_text(errors="replace")
+    nf = _NFUNC_RE.findall(text)
+    out: dict[str, Any] = {}
+    for split in ("train", "test"):
+        e, f = _rmse(mdir / f"{split}_pred.pckl.gzip")
+        out[f"energy_rmse_{split}"] = e
+        out[f"force_rmse_{split}"] = f
+    out.update(
+        n_functions=int(nf[-1][0]) if nf else None,
+        n_parameters=int(nf[-1][1]) if nf else None,
+        n_iterations=_iterations(text),
+        maxiter=settings.maxiter,
+        optimizer_message=_optimizer_message(text),
+    )
+    return out
+
+
+def _rmse(pred_file: Path) -> tuple[float | None, float | None]:
+    """(energy RMSE in meV/atom, force RMSE in eV/Å per component) from pacemaker's predictions."""
+    import pandas as pd
+
+    if not pred_file.is_file():
+        return None, None
+    df = pd.read_pickle(pred_file, compression="gzip")
+    n = df["forces"].map(len).to_numpy()
+    de = (df["energy_pred"].to_numpy(float) - df["energy_corrected"].to_numpy(float)) / n
+    df_ = np.concatenate([np.asarray(p) - np.asarray(r) for p, r in zip(df["forces_pred"], df["forces"])])
+    return round(float(np.sqrt(np.mean(de**2))) * 1e3, 4), round(float(np.sqrt(np.mean(df_**2))), 5)
+
+
+# ---------------------------------------------------------------------------------------------- workdir state
+@contextlib.contextmanager
+def _locked(workdir: Path) -> Iterator[None]:
+    with open(workdir / _LOCK_FILE, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FitError(f"another process is fitting in {workdir}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _completed(workdir: Path, fingerprint: str | None) -> FitResult | None:
+    path = workdir / DONE_FILE
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text())
+        result = FitResult._from_json(workdir, d)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable %s (%s): refitting", path, exc)
+        return None
+    if fingerprint is not None and d.get("fingerprint") != fingerprint:
+        log.warning("%s holds a fit of other data or settings: refitting", workdir)
+        return None
+    files = [result.potential_yaml, result.active_set, *result.committee]
+    if not all(p.is_file() and p.stat().st_size > 0 for p in files):
+        log.warning("%s is marked complete but output files are missing: refitting", workdir)
+        return None
+    return result
+
+
+def _clean(workdir: Path) -> None:
+    """Remove what a previous (interrupted or outdated) fit left; foreign files stay."""
+    for entry in workdir.iterdir():
+        if entry.name == DONE_FILE:
+            entry.unlink()  # first: from here on the workdir is visibly incomplete
+    for entry in workdir.iterdir():
+        if entry.is_dir() and _MEMBER_RE.match(entry.name):
+            shutil.rmtree(entry)
+        elif entry.name in (TRAIN_FILE, TEST_FILE, LOG_FILE) or entry.name.startswith(f".{DONE_FILE}."):
+            entry.unlink()
+
+
+def _fsync(paths: list[Path]) -> None:
+    """Outputs reach the disk before fit_done.json claims they exist (a power cut must not lie)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(payload, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
