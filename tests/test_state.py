@@ -87,6 +87,22 @@ def test_failed_dft_is_quarantined_after_its_budget(store):
     assert store.dft_jobs(cid) == []
 
 
+def test_a_batch_job_id_is_kept_until_the_job_is_released(store):
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    store.commit_selection(cid, 0, [_config(bulk("W", "bcc", a=3.17, cubic=True))])
+    (cfg,) = store.configurations(cid, 0)
+    store.commit_routing(cid, 0, [Routing(cfg.id, 5, 5, 5, "dft", dft_workdir="d")], 1, 1.0, ["m"], "gpaw")
+    job = store.dft_jobs(cid)[0]
+    store.mark_job_running(job.id, "4711")
+    assert store.dft_jobs(cid)[0].job_ref == "4711"  # a restarted controller re-attaches to job 4711
+    store.release_job(job.id)  # e.g. after a correction: submit again
+    assert (store.dft_jobs(cid)[0].status, store.dft_jobs(cid)[0].job_ref) == ("queued", None)
+    store.mark_job_running(job.id, "4712")
+    store.fail_dft_job(job.id, "cancelled", max_attempts=3)
+    assert store.dft_jobs(cid)[0].job_ref is None
+
+
 def _hammer(path, n):
     s = Store.open(path)
     cid = s.open_campaign("w", "{}")

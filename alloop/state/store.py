@@ -87,6 +87,7 @@ class DFTJob:
     status: str
     attempts: int
     workdir: str
+    job_ref: str | None = None  # the batch system's job id, when the calculation runs as its own batch job
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,7 @@ class Store:
     # ---------------------------------------------------------------- DFT jobs
     def dft_jobs(self, cid: int, idx: int | None = None, statuses: Sequence[str] = ("queued", "running")) -> list[DFTJob]:
         q = (
-            "SELECT j.id, j.configuration_id, c.hash, c.atoms_json, j.status, j.attempts, j.workdir FROM dft_job j "
+            "SELECT j.id, j.configuration_id, c.hash, c.atoms_json, j.status, j.attempts, j.workdir, j.job_id FROM dft_job j "
             "JOIN configuration c ON c.id=j.configuration_id WHERE c.campaign_id=:c"
             f" AND j.status IN ({','.join(repr(s) for s in statuses)})"
         )
@@ -346,6 +347,15 @@ class Store:
             c.execute(
                 text("UPDATE dft_job SET status='running', job_id=COALESCE(:ref, job_id), updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
                 {"ref": job_ref, "t": time.time(), "id": job_id},
+            )
+
+    def release_job(self, job_id: int) -> None:
+        """Forget the batch job id so the calculation is submitted again (after a correction, or when the
+        scheduler lost the job before it ran)."""
+        with self._tx() as c:
+            c.execute(
+                text("UPDATE dft_job SET status='queued', job_id=NULL, updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
+                {"t": time.time(), "id": job_id},
             )
 
     def complete_dft_job(self, job_id: int, backend: str, energy: float, forces: np.ndarray, stress: np.ndarray | None, meta: dict[str, Any]) -> bool:
@@ -377,7 +387,7 @@ class Store:
             attempts = int(row.attempts) + 1
             status = "quarantined" if attempts >= max_attempts else "queued"
             c.execute(
-                text("UPDATE dft_job SET status=:s, attempts=:a, reason=:r, updated_at=:t WHERE id=:id"),
+                text("UPDATE dft_job SET status=:s, attempts=:a, reason=:r, job_id=NULL, updated_at=:t WHERE id=:id"),
                 {"s": status, "a": attempts, "r": reason, "t": now, "id": job_id},
             )
             if status == "quarantined":
