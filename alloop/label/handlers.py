@@ -1,6 +1,7 @@
 """Custodian-style error correction: when a calculation fails with a retryable error, the first handler
 whose `check` recognises it returns corrected settings, the failed attempt is archived and the
-calculation is run again, within a correction budget."""
+calculation is run again, within a correction budget. `run_with_handlers` loops in-process;
+alloop.label.batch takes the same steps (load_corrections → resume → correct_failure) one batch job at a time."""
 
 from __future__ import annotations
 
@@ -71,33 +72,61 @@ def run_with_handlers(
     caller quarantines the configuration instead of looping.
     """
     workdir = Path(workdir)
-    handlers = list(backend.default_handlers() if handlers is None else handlers)
-    log_path = workdir / CORRECTIONS_FILE
-    corrections: list[dict[str, Any]] = json.loads(log_path.read_text()) if log_path.is_file() else []
-    if corrections:  # a restarted run continues with the settings its last correction produced
-        backend = backend.with_settings(type(backend.settings).model_validate(corrections[-1]["settings"]))
+    corrections = load_corrections(workdir)
+    backend = resume(backend, corrections)
     while True:
         try:
             return backend.compute(atoms, workdir)
         except LabelError as err:
-            if not err.retryable:
-                raise
-            handler = next((h for h in handlers if h.check(workdir, err)), None)
-            if handler is None:
-                raise
-            if len(corrections) >= max_corrections:
-                raise _final(err, f"still failing after {len(corrections)} correction(s) "
-                                  f"({', '.join(c['handler'] for c in corrections)})") from err
-            new = handler.correct(backend.settings)
-            if _same(new, backend.settings):
-                raise _final(err, f"handler '{handler.name}' has no further correction to try") from err
-            changes = _diff(backend.settings, new)
-            log.warning("%s: %s → correction '%s' %s", workdir, err.reason.splitlines()[0], handler.name, changes)
-            archive_attempt(workdir, len(corrections))
-            corrections.append({"handler": handler.name, "error": err.reason.splitlines()[0], "changes": changes,
-                                "settings": _dump(new)})
-            write_json_atomic(log_path, corrections)
-            backend = backend.with_settings(new)
+            backend = correct_failure(backend, workdir, err, corrections, max_corrections, handlers)
+
+
+def load_corrections(workdir: Path) -> list[dict[str, Any]]:
+    """The corrections applied so far in this work directory (corrections.json), oldest first."""
+    path = Path(workdir) / CORRECTIONS_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def resume(backend: DFTBackend, corrections: list[dict[str, Any]]) -> DFTBackend:
+    """The backend with the settings the last correction produced (a restarted run continues with them)."""
+    if not corrections:
+        return backend
+    return backend.with_settings(type(backend.settings).model_validate(corrections[-1]["settings"]))
+
+
+def correct_failure(
+    backend: DFTBackend,
+    workdir: Path,
+    err: LabelError,
+    corrections: list[dict[str, Any]],
+    max_corrections: int = 3,
+    handlers: Sequence[ErrorHandler] | None = None,
+) -> DFTBackend:
+    """Deal with one failed attempt: archive it, record the correction (in `corrections` and
+    corrections.json) and return the backend with the corrected settings for the next attempt.
+
+    Raises `err` itself when it is not retryable or no handler recognises it, and a non-retryable
+    LabelFailure when the budget is spent or the handler has nothing left to change.
+    """
+    handlers = list(backend.default_handlers() if handlers is None else handlers)
+    if not err.retryable:
+        raise err
+    handler = next((h for h in handlers if h.check(workdir, err)), None)
+    if handler is None:
+        raise err
+    if len(corrections) >= max_corrections:
+        raise _final(err, f"still failing after {len(corrections)} correction(s) "
+                          f"({', '.join(c['handler'] for c in corrections)})") from err
+    new = handler.correct(backend.settings)
+    if _same(new, backend.settings):
+        raise _final(err, f"handler '{handler.name}' has no further correction to try") from err
+    changes = _diff(backend.settings, new)
+    log.warning("%s: %s → correction '%s' %s", workdir, err.reason.splitlines()[0], handler.name, changes)
+    archive_attempt(workdir, len(corrections))
+    corrections.append({"handler": handler.name, "error": err.reason.splitlines()[0], "changes": changes,
+                        "settings": _dump(new)})
+    write_json_atomic(workdir / CORRECTIONS_FILE, corrections)
+    return backend.with_settings(new)
 
 
 def _final(err: LabelError, why: str) -> LabelError:

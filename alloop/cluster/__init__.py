@@ -1,0 +1,84 @@
+"""Dask clusters from the campaign's `cluster:` section: LocalCluster by default, dask-jobqueue
+SLURM/PBS/LSF on clusters, or an existing scheduler by address."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alloop.errors import AlloopError
+
+log = logging.getLogger("alloop.cluster")
+
+# Worker processes must not oversubscribe the cores they are given: numpy/torch/GPAW threads.
+_SINGLE_THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
+
+
+def _jobqueue_cluster(engine: str, s: Any) -> Any:
+    try:
+        import dask_jobqueue
+    except ImportError as exc:
+        raise AlloopError(f"cluster engine '{engine}' needs dask-jobqueue: pip install dask-jobqueue") from exc
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster, "lsf": dask_jobqueue.LSFCluster}[engine]
+    kwargs: dict[str, Any] = {
+        "cores": s.cores,
+        "processes": 1,
+        "memory": s.memory,
+        "walltime": s.walltime,
+        "job_extra_directives": list(s.job_extra_directives),
+        "job_script_prologue": [f"export {k}={v}" for k, v in _SINGLE_THREAD_ENV.items()] + list(s.job_script_prologue),
+        # no dashboard: on a shared login node port 8787 is usually taken by someone else's scheduler
+        "scheduler_options": {"dashboard_address": None},
+    }
+    if s.queue:
+        kwargs["queue"] = s.queue
+    if s.account:
+        kwargs["account"] = s.account
+    if s.interface:
+        kwargs["interface"] = s.interface
+    cluster = cls(**kwargs)
+    cluster.adapt(minimum=s.minimum_workers, maximum=s.maximum_workers)
+    return cluster
+
+
+@contextmanager
+def open_client(settings: Any) -> Iterator[Any]:
+    """A connected dask.distributed Client for the campaign; closes what it started."""
+    from distributed import Client, LocalCluster
+
+    engine = settings.engine
+    if engine == "address":
+        client = Client(settings.address)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    if engine == "local":
+        os.environ.update({k: os.environ.get(k, v) for k, v in _SINGLE_THREAD_ENV.items()})
+        cluster = LocalCluster(
+            n_workers=settings.n_workers,
+            threads_per_worker=settings.threads_per_worker,
+            processes=True,
+            memory_limit=settings.memory_limit,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        )
+    else:
+        cluster = _jobqueue_cluster(engine, settings)
+    client = Client(cluster)
+    log.info("dask cluster (%s) ready: %s", engine, cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
