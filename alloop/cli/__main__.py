@@ -1,0 +1,5 @@
+import sys
+
+from alloop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""`alloop evaluate POTENTIAL DATA [--plots DIR] [--json]`: errors of an ACE potential on a labelled set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from alloop.errors import AlloopError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="energy and force RMSE of an ACE potential against a labelled set, with parity plots",
+        description=(
+            "Predict every structure of DATA (extxyz, pacemaker .pckl.gzip, mlearn/snap JSON or packed npz) with "
+            "the ACE potential and compare with the reference labels. Energies are compared per atom as they "
+            "are: a potential fitted to shifted (corrected) energies shows the shift as `energy_offset`; "
+            "`energy_rmse_centered` removes it."
+        ),
+    )
+    p.add_argument("potential", help="pacemaker B-basis potential (.yaml)")
+    p.add_argument("data", help="labelled structures with reference energies and forces")
+    p.add_argument("--plots", metavar="DIR", help="write parity_energy.png and parity_force.png into DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run)
+
+
+def compute_errors(potential: str | Path, frames: Sequence[Atoms]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Metrics (energies meV/atom, forces eV/Å per Cartesian component) and the paired values for plots."""
+    from alloop.train import predict
+
+    energies, forces = predict(potential, frames)
+    n = np.array([len(a) for a in frames], dtype=float)
+    e_ref = np.array([a.get_potential_energy() for a in frames]) / n
+    e_pred = energies / n
+    f_ref = np.concatenate([np.asarray(a.get_forces()).ravel() for a in frames])
+    f_pred = np.concatenate([f.ravel() for f in forces])
+    de, df = e_pred - e_ref, f_pred - f_ref
+    metrics = {
+        "potential": str(potential),
+        "n_structures": len(frames),
+        "n_atoms": int(n.sum()),
+        "energy_rmse": float(np.sqrt(np.mean(de**2)) * 1e3),
+        "energy_mae": float(np.mean(np.abs(de)) * 1e3),
+        "energy_offset": float(np.mean(de) * 1e3),
+        "energy_rmse_centered": float(np.std(de) * 1e3),
+        "force_rmse": float(np.sqrt(np.mean(df**2))),
+        "force_mae": float(np.mean(np.abs(df))),
+    }
+    return metrics, {"e_ref": e_ref, "e_pred": e_pred, "f_ref": f_ref, "f_pred": f_pred}
+
+
+def run(args: argparse.Namespace) -> int:
+    from alloop.io import read_labelled
+    from alloop.train import load_ace
+
+    try:
+        load_ace(args.potential)  # a wrong potential path fails before a possibly long read of the data
+        frames = read_labelled(args.data)
+        metrics, pairs = compute_errors(args.potential, frames)
+        metrics["data"] = str(args.data)
+        if args.plots:
+            from alloop.report.plots import parity_plot
+
+            out = Path(args.plots)
+            out.mkdir(parents=True, exist_ok=True)
+            metrics["plots"] = [
+                str(parity_plot(pairs["e_ref"], pairs["e_pred"], out / "parity_energy.png", quantity="energy", unit="eV/atom")),
+                str(parity_plot(pairs["f_ref"], pairs["f_pred"], out / "parity_force.png", quantity="force", unit="eV/Å")),
+            ]
+    except AlloopError as exc:
+        print(f"alloop evaluate: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+    else:
+        print(f"{metrics['potential']} on {metrics['data']}: {metrics['n_structures']} structures, {metrics['n_atoms']} atoms")
+        print(f"  energy RMSE {metrics['energy_rmse']:9.3f} meV/atom  (MAE {metrics['energy_mae']:.3f}, "
+              f"mean offset {metrics['energy_offset']:+.3f}, RMSE without offset {metrics['energy_rmse_centered']:.3f})")
+        print(f"  force  RMSE {metrics['force_rmse']:9.4f} eV/Å      (MAE {metrics['force_mae']:.4f}, per component)")
+        for p in metrics.get("plots", []):
+            print(f"  plot: {p}")
+    return 0

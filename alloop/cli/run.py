@@ -1,0 +1,73 @@
+"""`alloop run campaign.yaml`: the long-running controller."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+
+from alloop.errors import AlloopError, ConfigError
+
+EXIT = {"converged": 0, "max_iterations": 0, "stopped": 0, "failed": 1}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run (or resume) a campaign until it converges or reaches max_iterations",
+        description="Run a campaign. On an existing database it continues where the last run stopped: nothing "
+        "committed is lost and no finished DFT calculation or fit is repeated. SIGTERM/SIGINT stop it cleanly "
+        "at the next committed transition (exit 0). Logs go to <workdir>/alloop.log and to stderr.",
+    )
+    p.add_argument("campaign", help="campaign YAML file")
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (the log file keeps everything)")
+    p.set_defaults(func=run)
+
+
+def setup_logging(workdir: Path, quiet: bool) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("alloop")
+    root.setLevel(logging.INFO)
+    root.handlers.clear()
+    root.propagate = False  # pacemaker and TensorFlow configure the root logger; do not print twice
+    fh = logging.handlers.RotatingFileHandler(workdir / "alloop.log", maxBytes=10_000_000, backupCount=5)
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    sh.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.addHandler(fh)
+    root.addHandler(sh)
+
+
+def run(args: argparse.Namespace) -> int:
+    from alloop.cluster import open_client
+    from alloop.config import load_campaign
+    from alloop.controller import Controller
+    from alloop.state import Store
+
+    try:
+        campaign = load_campaign(args.campaign)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(Path(campaign.workdir), args.quiet)
+    log = logging.getLogger("alloop")
+    store = Store.open(campaign.database_path)
+    try:
+        with open_client(campaign.cluster) as client:
+            outcome = Controller(campaign, store, client).run()
+    except AlloopError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    log.info("%s: %s", outcome.status, outcome.message)
+    print(f"campaign '{campaign.name}': {outcome.status}")
+    print(f"  {outcome.message}")
+    if outcome.potential:
+        print(f"  trained potential: {outcome.potential}")
+    print(f"  database: {campaign.database_path}  (alloop status {campaign.database_path})")
+    return EXIT.get(outcome.status, 1)

@@ -1,0 +1,110 @@
+"""`alloop status CAMPAIGN_OR_DB [--json]`: where a campaign stands, from its database alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from alloop.errors import AlloopError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="show a campaign's iteration, stage, labels, DFT queue, γ trend and current potential",
+        description="Summarise a campaign from its database (safe while `alloop run` is running).",
+    )
+    p.add_argument("target", help="campaign YAML file or its SQLite database")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--events", type=int, default=8, help="how many recent events to show (default 8)")
+    p.add_argument("--plot", metavar="PNG", help="also write the γ-share trend over iterations as a PNG")
+    p.set_defaults(func=run)
+
+
+def _database(target: str) -> Path:
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml"):
+        from alloop.config import load_campaign
+
+        return load_campaign(path, check_ensemble=False).database_path
+    return path
+
+
+def collect(db: Path, n_events: int = 8) -> dict[str, Any]:
+    from alloop.state import Store
+
+    store = Store.open_existing(db)
+    try:
+        camp = store.campaign()
+        cid = camp["id"]
+        cfg = json.loads(camp["config_json"])
+        it = store.current_iteration(cid)
+        counts = store.counts(cid)
+        pot = store.latest_potential(cid)
+        gamma = store.gamma_history(cid)
+        events = store.events(cid, n_events)
+    finally:
+        store.close()
+    atoms = counts["label_atoms"]
+    total_atoms = sum(atoms.values())
+    return {
+        "campaign": camp["name"],
+        "status": camp["status"],
+        "converged": camp["status"] == "converged",
+        "message": camp["message"],
+        "database": str(db),
+        "iteration": None if it is None else it[0],
+        "stage": None if it is None else it[1],
+        "max_iterations": cfg.get("max_iterations"),
+        "configurations": counts["configurations"],
+        "labels": counts["labels"],
+        "dft_fraction_by_atoms": (atoms.get("dft", 0) / total_atoms) if total_atoms else None,
+        "dft_jobs": counts["dft_jobs"],
+        "potential": None if pot is None else {"path": pot["path"], "active_set": pot["active_set"], "iteration": pot["iteration_idx"], "n_train": pot["n_train"], "metrics": json.loads(pot["metrics_json"])},
+        "gamma": [{"iteration": g["iteration_idx"], "n_candidates": g["n_candidates"], "threshold": g["threshold"], "share_above": g["share_above"], **g["stats"]} for g in gamma],
+        "events": [{"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"])), **{k: e[k] for k in ("iteration_idx", "level", "kind", "message")}} for e in events],
+    }
+
+
+def _text(s: dict[str, Any]) -> str:
+    lines = [f"campaign {s['campaign']}: {s['status']}" + (" (converged)" if s["converged"] else "")]
+    if s["message"]:
+        lines.append(f"  {s['message']}")
+    lines.append(f"  iteration {s['iteration']} of max {s['max_iterations']}, stage: {s['stage']}")
+    cfgs = ", ".join(f"{k} {v}" for k, v in sorted(s["configurations"].items())) or "none"
+    lines.append(f"  configurations: {cfgs}")
+    labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
+    frac = s["dft_fraction_by_atoms"]
+    lines.append(f"  labels: {labels}" + (f"  (DFT share by atoms {frac:.1%})" if frac is not None else ""))
+    jobs = ", ".join(f"{k} {v}" for k, v in sorted(s["dft_jobs"].items())) or "none"
+    lines.append(f"  DFT jobs: {jobs}")
+    if s["gamma"]:
+        lines.append("  γ on fresh candidates (share above threshold, median, max):")
+        for g in s["gamma"]:
+            lines.append(f"    iteration {g['iteration']}: {g['share_above']:6.1%}  {g.get('median', float('nan')):7.2f}  {g.get('max', float('nan')):8.2f}  (n={g['n_candidates']}, γ>{g['threshold']:g})")
+    if s["potential"]:
+        p = s["potential"]
+        lines.append(f"  potential (iteration {p['iteration']}, {p['n_train']} configurations): {p['path']}")
+    if s["events"]:
+        lines.append("  recent events:")
+        lines += [f"    {e['time']} [{e['level']}] {e['message']}" for e in s["events"]]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        summary = collect(_database(args.target), args.events)
+    except AlloopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.plot and summary["gamma"]:
+        from alloop.report.plots import trend_plot
+
+        its = [g["iteration"] for g in summary["gamma"]]
+        trend_plot(its, {"share of candidates above γ threshold": [g["share_above"] for g in summary["gamma"]]}, Path(args.plot))
+    print(json.dumps(summary, indent=2, default=str) if args.json else _text(summary))
+    return 0

@@ -1,0 +1,31 @@
+"""`alloop validate FILE`: check a campaign file without running anything."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from alloop.errors import ConfigError
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check a campaign file and report every problem with its field and line",
+        description="Check a campaign file: YAML syntax, unknown keys, types and ranges, the ensemble and its "
+        "elements. Prints every problem with its field path and line; exit code 2 when there is any.",
+    )
+    p.add_argument("campaign", help="campaign YAML file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from alloop.config import load_campaign
+
+    try:
+        c = load_campaign(args.campaign)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.campaign}: OK (campaign '{c.name}', elements {', '.join(c.elements)}, database {c.database_path})")
+    return 0

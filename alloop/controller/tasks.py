@@ -1,0 +1,71 @@
+"""The units of work the controller sends to Dask workers. Each takes and returns plain picklable data
+(JSON geometries, numpy arrays, settings models) and calls one capability; none touches the database."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alloop.locks import exclusive_dir
+from alloop.structures import atoms_from_json
+
+
+def predict_task(member: Any, items: list[tuple[int, str]]) -> list[tuple[int, float | None, np.ndarray | None, str | None]]:
+    """One ensemble member on a batch of configurations: (configuration id, energy, forces, error)."""
+    from alloop.ensemble import predict_member
+
+    structures = [atoms_from_json(a) for _, a in items]
+    try:
+        pred = predict_member(member, structures)
+    except Exception as exc:  # a member that cannot run at all fails every structure, with its reason
+        reason = f"{type(exc).__name__}: {exc}"
+        return [(cid, None, None, reason) for cid, _ in items]
+    out = []
+    for k, (cid, _) in enumerate(items):
+        err = pred.errors.get(k)
+        if err is not None:
+            out.append((cid, None, None, err))
+        else:
+            out.append((cid, float(pred.energies[k]), np.asarray(pred.forces[k], dtype=np.float64), None))
+    return out
+
+
+def dft_task(dft_settings: Any, atoms_json: str, workdir: str) -> dict[str, Any]:
+    """One DFT labelling calculation with error handlers; never raises (failures come back as data)."""
+    from alloop.errors import AlloopError
+    from alloop.label import compute_label
+
+    try:
+        with exclusive_dir(workdir):
+            result = compute_label(dft_settings, atoms_from_json(atoms_json), Path(workdir))
+    except AlloopError as exc:
+        return {"ok": False, "reason": str(getattr(exc, "reason", exc)), "retryable": bool(getattr(exc, "retryable", True))}
+    except Exception as exc:
+        return {"ok": False, "reason": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", "retryable": True}
+    return {
+        "ok": True,
+        "energy": float(result.energy),
+        "forces": np.asarray(result.forces, dtype=np.float64),
+        "stress": None if result.stress is None else np.asarray(result.stress, dtype=np.float64),
+        "meta": dict(result.meta),
+        "backend": result.source,
+    }
+
+
+def fit_task(frame: Any, settings: Any, workdir: str, elements: list[str]) -> dict[str, Any]:
+    from alloop.train import fit_ace
+
+    with exclusive_dir(workdir):
+        res = fit_ace(frame, settings, Path(workdir), elements)
+    return {"potential": str(res.potential_yaml), "active_set": str(res.active_set), "metrics": dict(res.metrics)}
+
+
+def gamma_task(potential: str, active_set: str, atoms_jsons: list[str]) -> np.ndarray:
+    from alloop.train import max_gamma
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return np.asarray(max_gamma(potential, active_set, [atoms_from_json(a) for a in atoms_jsons]), dtype=np.float64)

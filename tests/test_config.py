@@ -1,0 +1,86 @@
+"""`alloop validate`: every problem in a campaign file is reported with its field path and line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from alloop.cli import main
+from alloop.config import load_campaign
+from alloop.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = REPO / "examples" / "w-quickstart" / "campaign.yaml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "campaign.yaml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_the_quickstart_campaign_is_valid(capsys):
+    assert main(["validate", str(QUICKSTART)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_paths_resolve_against_the_campaign_file(tmp_path):
+    c = load_campaign(_write(tmp_path, "name: w\nelements: [W]\nensemble: offline-fast\nworkdir: out\n"))
+    assert c.workdir == (tmp_path / "out").resolve()
+    assert c.database_path == c.workdir / "alloop.db"
+
+
+def test_unknown_keys_are_errors_with_their_line(tmp_path, capsys):
+    p = _write(
+        tmp_path,
+        """\
+        name: w
+        elements: [W]
+        ensemble: offline-fast
+        uncertainty:
+          u_c: 1.0
+          u_cc: 2.0
+        selection:
+          budget: -3
+        """,
+    )
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "uncertainty.u_cc (line 6): unknown key" in err
+    assert "selection.budget (line 8)" in err
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    p = _write(tmp_path, "name: w\nelements: [W\nensemble: offline\n")
+    with pytest.raises(ConfigError, match=r"line \d+, column \d+: malformed YAML"):
+        load_campaign(p)
+
+
+def test_missing_required_fields_and_unknown_elements(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        load_campaign(_write(tmp_path, "elements: [W, Xx]\nensemble: offline-fast\n"))
+    text = str(exc.value)
+    assert "name: required field is missing" in text
+    assert "elements (line 1): unknown element(s) ['Xx']" in text
+
+
+def test_unknown_ensemble_and_label_member(tmp_path):
+    with pytest.raises(ConfigError, match="ensemble .line 3."):
+        load_campaign(_write(tmp_path, "name: w\nelements: [W]\nensemble: no-such-ensemble\n"))
+    with pytest.raises(ConfigError, match=r"labels.energy_member \(line 5\): 'nope' is not a member"):
+        load_campaign(_write(tmp_path, "name: w\nelements: [W]\nensemble: offline-fast\nlabels:\n  energy_member: nope\n"))
+
+
+def test_backend_sections_are_required_for_their_backend(tmp_path):
+    with pytest.raises(ConfigError, match="needs a 'vasp:' section"):
+        load_campaign(_write(tmp_path, "name: w\nelements: [W]\nensemble: offline-fast\nlabels:\n  dft:\n    backend: vasp\n"))
+
+
+def test_help_answers_for_every_command(capsys):
+    for cmd in ("run", "validate", "status", "score", "weights", "evaluate"):
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, "--help"])
+        assert exc.value.code == 0
+        assert "usage: alloop " + cmd in capsys.readouterr().out
