@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("alloop")
     store = Store.open(campaign.database_path)
     try:
-        with open_client(campaign.cluster) as client:
+        with open_client(campaign.cluster, Path(campaign.workdir) / "worker-logs") as client:
             outcome = Controller(campaign, store, client).run()
     except AlloopError as exc:
         log.error("%s", exc)

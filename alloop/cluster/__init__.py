@@ -23,7 +23,7 @@ _SINGLE_THREAD_ENV = {
 }
 
 
-def _jobqueue_cluster(engine: str, s: Any) -> Any:
+def _jobqueue_cluster(engine: str, s: Any, log_dir: str | None) -> Any:
     try:
         import dask_jobqueue
     except ImportError as exc:
@@ -39,6 +39,8 @@ def _jobqueue_cluster(engine: str, s: Any) -> Any:
         # no dashboard: on a shared login node port 8787 is usually taken by someone else's scheduler
         "scheduler_options": {"dashboard_address": None},
     }
+    if log_dir:
+        kwargs["log_directory"] = log_dir
     if s.queue:
         kwargs["queue"] = s.queue
     if s.account:
@@ -51,8 +53,9 @@ def _jobqueue_cluster(engine: str, s: Any) -> Any:
 
 
 @contextmanager
-def open_client(settings: Any) -> Iterator[Any]:
-    """A connected dask.distributed Client for the campaign; closes what it started."""
+def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) -> Iterator[Any]:
+    """A connected dask.distributed Client for the campaign; closes what it started. Batch-system
+    workers write their job output into `log_dir` (default: the current directory)."""
     from distributed import Client, LocalCluster
 
     engine = settings.engine
@@ -74,7 +77,7 @@ def open_client(settings: Any) -> Iterator[Any]:
             silence_logs=logging.WARNING,
         )
     else:
-        cluster = _jobqueue_cluster(engine, settings)
+        cluster = _jobqueue_cluster(engine, settings, None if log_dir is None else str(log_dir))
     client = Client(cluster)
     log.info("dask cluster (%s) ready: %s", engine, cluster)
     try:

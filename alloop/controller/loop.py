@@ -23,7 +23,7 @@ from ase import Atoms
 
 from alloop.config import Campaign
 from alloop.controller import tasks
-from alloop.errors import AlloopError, UnphysicalStructureError
+from alloop.errors import AlloopError, FitError, UnphysicalStructureError
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
 from alloop.structures import atoms_from_json, atoms_to_json, config_hash, flatten_forces, validate_atoms
@@ -33,6 +33,10 @@ log = logging.getLogger("alloop")
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
 _STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_EXPLORE = 1, 2, 3, 4
+
+
+class IterationFailed(Exception):
+    """The iteration is marked failed in the database with its reason; the campaign stops."""
 
 
 class StopRequested(Exception):
@@ -79,6 +83,8 @@ class Controller:
         try:
             with ControllerLock(self.store, self.cid):
                 return self._run()
+        except IterationFailed as exc:
+            return Outcome("failed", str(exc), self._potential_path())
         except StopRequested:
             self.store.log_event(self.cid, None, "warning", "campaign", "stopped on request; `alloop run` resumes")
             return Outcome("stopped", "stopped on request; run `alloop run` again to resume", self._potential_path())
@@ -399,7 +405,16 @@ class Controller:
         fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
         log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)", idx, len(rows), sum(r.source == "dft" for r in rows), sum(r.source == "umlip" for r in rows))
         fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), pure=False, key=f"fit-{idx}-{time.time_ns()}")
-        ((_, res),) = list(_as_completed([fut], self._stop))
+        try:
+            ((_, res),) = list(_as_completed([fut], self._stop))
+        except FitError as exc:
+            # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way
+            # on every retry: stop with the reason, recorded on the iteration, rather than loop
+            msg = f"iteration {idx}: fit failed: {exc}"
+            self.store.set_stage(self.cid, idx, "failed", msg)
+            self.store.finish_campaign(self.cid, "failed", msg)
+            raise IterationFailed(msg) from exc
+        self._check_stop()
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], {"dft_to_umlip_eV_per_atom": offsets})
         log.info("iteration %d: potential %s (%s)", idx, res["potential"], _fmt_metrics(res["metrics"]))
 

@@ -1,0 +1,69 @@
+"""Running campaigns from tests the way users do (`python -m alloop ...` in a subprocess) and reading their
+databases from outside, as `alloop status` would."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+
+def alloop(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    env = dict(env or os.environ, PYTHONUNBUFFERED="1")
+    kw.setdefault("stdout", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "alloop", *args], env=env, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def run_to_end(campaign: Path, timeout: float = 1200, env: dict[str, str] | None = None) -> str:
+    proc = alloop("run", str(campaign), env=env)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def snapshot(db: Path) -> dict:
+    """What the campaign learned, independent of ids and timestamps."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        configs = con.execute(
+            "SELECT hash, iteration_idx, status, route FROM configuration ORDER BY hash"
+        ).fetchall()
+        labels = con.execute(
+            "SELECT c.hash, l.source, l.backend, l.energy FROM label l JOIN configuration c ON c.id = l.configuration_id ORDER BY c.hash"
+        ).fetchall()
+        jobs = con.execute(
+            "SELECT c.hash, j.status FROM dft_job j JOIN configuration c ON c.id = j.configuration_id ORDER BY c.hash"
+        ).fetchall()
+        potentials = con.execute("SELECT iteration_idx, n_train FROM potential ORDER BY iteration_idx").fetchall()
+        status = con.execute("SELECT status FROM campaign").fetchone()[0]
+    finally:
+        con.close()
+    return {"configs": configs, "labels": labels, "jobs": jobs, "potentials": potentials, "status": status}
+
+
+def finished_files(workdir: Path) -> dict[str, float]:
+    """Outputs whose existence means 'finished', with their mtimes: DFT results, and completed fits
+    (fit_done.json and the potential it vouches for; an unfinished fit's files may be redone)."""
+    files = list(workdir.glob("dft/*/result.json"))
+    for done in workdir.glob("iter_*/fit/fit_done.json"):
+        files += [done, *done.parent.glob("member_*/output_potential.yaml")]
+    return {str(p): p.stat().st_mtime_ns for p in files}
+
+
+def stage(db: Path) -> tuple[int, str, int, int] | None:
+    """(iteration, stage, predictions, finished DFT jobs) as another process sees it."""
+    if not db.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            row = con.execute("SELECT idx, stage FROM iteration ORDER BY idx DESC LIMIT 1").fetchone()
+            n_pred = con.execute("SELECT count(*) FROM prediction").fetchone()[0]
+            n_done = con.execute("SELECT count(*) FROM dft_job WHERE status = 'done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    return None if row is None else (row[0], row[1], n_pred, n_done)
