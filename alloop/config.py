@@ -87,11 +87,18 @@ class ClusterSettings(_Strict):
     interface: str | None = None
     minimum_workers: int = Field(0, ge=0)
     maximum_workers: int = Field(4, ge=1)
+    ensemble_pool: ClusterSettings | None = Field(
+        None,
+        description="a separate worker pool for uMLIP inference (e.g. GPU nodes: queue and job_extra_directives "
+        "such as '--gres=gpu:1'); same fields as this section. Fits, γ and DFT tasks stay on the main pool",
+    )
 
     @model_validator(mode="after")
     def _address_given(self) -> ClusterSettings:
         if self.engine == "address" and not self.address:
             raise ValueError("engine 'address' needs 'address: tcp://host:port'")
+        if self.ensemble_pool is not None and self.ensemble_pool.ensemble_pool is not None:
+            raise ValueError("an ensemble_pool cannot have an ensemble_pool of its own")
         return self
 
 

@@ -42,7 +42,7 @@ def setup_logging(workdir: Path, quiet: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alloop.cluster import open_client
+    from alloop.cluster import open_pools
     from alloop.config import load_campaign
     from alloop.controller import Controller
     from alloop.state import Store
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("alloop")
     store = Store.open(campaign.database_path)
     try:
-        with open_client(campaign.cluster, Path(campaign.workdir) / "worker-logs") as client:
-            outcome = Controller(campaign, store, client).run()
+        with open_pools(campaign.cluster, Path(campaign.workdir) / "worker-logs") as (client, ensemble_client):
+            outcome = Controller(campaign, store, client, ensemble_client).run()
     except AlloopError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

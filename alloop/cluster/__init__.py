@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from alloop.errors import AlloopError
@@ -85,3 +85,14 @@ def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) ->
     finally:
         client.close()
         cluster.close()
+
+
+@contextmanager
+def open_pools(settings: Any, log_dir: str | os.PathLike[str] | None = None) -> Iterator[tuple[Any, Any]]:
+    """(main client, ensemble client): the ensemble client is a separate pool when the settings name an
+    `ensemble_pool` (GPU nodes for uMLIP inference), otherwise the main client itself."""
+    with ExitStack() as stack:
+        main = stack.enter_context(open_client(settings, log_dir))
+        pool = getattr(settings, "ensemble_pool", None)
+        ensemble = main if pool is None else stack.enter_context(open_client(pool, log_dir))
+        yield main, ensemble

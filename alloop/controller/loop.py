@@ -51,12 +51,14 @@ class Outcome:
 
 
 class Controller:
-    def __init__(self, campaign: Campaign, store: Store, client: Any) -> None:
+    def __init__(self, campaign: Campaign, store: Store, client: Any, ensemble_client: Any = None) -> None:
+        """`client` runs DFT, fits and γ; `ensemble_client` (default: the same) runs uMLIP inference."""
         from alloop.ensemble import resolve_ensemble
 
         self.c = campaign
         self.store = store
         self.client = client
+        self.ensemble_client = client if ensemble_client is None else ensemble_client
         self.ensemble = resolve_ensemble(campaign.ensemble)
         self.members = [m.name for m in self.ensemble.members]
         self.energy_member = campaign.labels.energy_member or self.ensemble.energy_member or self.members[0]
@@ -210,7 +212,7 @@ class Controller:
         for member, todo in missing.items():
             for start in range(0, len(todo), batch):
                 items = [(i, atoms_json[i]) for i in todo[start : start + batch]]
-                futures.append(self.client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"))
+                futures.append(self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"))
         total = sum(len(v) for v in missing.values())
         if total:
             log.info("iteration %d: scoring %d configurations with %d members (%d predictions to make)", idx, len(ids), len(self.members), total)
