@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alloop.errors import MissingFileError, UnphysicalStructureError
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult, write_json_atomic
 from alloop.label.handlers import KindHandler
+from alloop.process import die_with_parent
 
 #: The paper's k-point resolution 2π × 0.03 Å⁻¹, in VASP's KSPACING convention (Å⁻¹, 2π included).
 PAPER_KSPACING = 2 * math.pi * 0.03
@@ -157,7 +158,7 @@ class GPAWBackend(DFTBackend):
         with open(workdir / "gpaw_run.out", "w") as out:
             proc = subprocess.Popen([sys.executable, "-m", "alloop.label.gpaw_run", str(workdir)], cwd=workdir,
                                     env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=die_with_parent)
             try:
                 rc = proc.wait(timeout=self.settings.timeout_s)
             except subprocess.TimeoutExpired:
@@ -189,16 +190,6 @@ class GPAWBackend(DFTBackend):
         how = f"signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
         hint = " (SIGKILL: often the out-of-memory killer)" if rc == -signal.SIGKILL else ""
         raise LabelFailure(f"GPAW process died with {how}{hint}; see {workdir / 'gpaw_run.out'}", True, "crash")
-
-
-def _die_with_parent() -> None:
-    """Runs in the GPAW child before exec: on Linux, the kernel kills it when the process that started it
-    dies (a Dask worker whose controller was killed), so no orphaned calculation keeps writing into a
-    work directory that a restarted controller is using."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def more_scf_effort(settings: GPAWSettings) -> GPAWSettings:

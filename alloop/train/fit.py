@@ -36,6 +36,7 @@ import numpy as np
 import yaml
 
 from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
+from alloop.process import die_with_parent
 from alloop.structures import config_hash, validate_atoms
 from alloop.train.settings import FitSettings, potential_section, render_input
 
@@ -282,7 +283,8 @@ def _run(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, wha
     with open(log_path, "a") as out:
         out.write(f"\n===== {what} in {cwd} ({time.strftime('%Y-%m-%d %H:%M:%S')}): {' '.join(cmd)}\n")
         out.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                preexec_fn=die_with_parent)
         try:
             rc = proc.wait(timeout=timeout_s)
         except BaseException:
