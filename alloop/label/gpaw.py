@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alloop.errors import MissingFileError, UnphysicalStructureError
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult, write_json_atomic
 from alloop.label.handlers import KindHandler
-from alloop.process import die_with_parent
+from alloop.process import run_child
 
 #: The paper's k-point resolution 2π × 0.03 Å⁻¹, in VASP's KSPACING convention (Å⁻¹, 2π included).
 PAPER_KSPACING = 2 * math.pi * 0.03
@@ -154,17 +154,9 @@ class GPAWBackend(DFTBackend):
             env["GPAW_SETUP_PATH"] = os.pathsep.join(
                 p for p in (str(self.settings.setups_path), os.environ.get("GPAW_SETUP_PATH", "")) if p)
         t0 = time.perf_counter()
-        timed_out = False
         with open(workdir / "gpaw_run.out", "w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "alloop.label.gpaw_run", str(workdir)], cwd=workdir,
-                                    env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    preexec_fn=die_with_parent)
-            try:
-                rc = proc.wait(timeout=self.settings.timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
-                timed_out = True
+            rc, timed_out = run_child([sys.executable, "-m", "alloop.label.gpaw_run", str(workdir)], cwd=workdir,
+                                      env=env, stdout=out, stderr=subprocess.STDOUT, timeout_s=self.settings.timeout_s)
         write_json_atomic(workdir / EXECUTE_FILE, {"returncode": rc, "timed_out": timed_out,
                                                    "wall_s": time.perf_counter() - t0})
 

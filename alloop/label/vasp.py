@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from alloop.errors import ConfigError, MissingFileError
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult, write_json_atomic
 from alloop.label.handlers import KindHandler
+from alloop.process import run_child
 
 SORT_FILE = "vasp_sort.json"
 EXECUTE_FILE = "execute.json"
@@ -276,15 +275,9 @@ class VaspBackend(DFTBackend):
         workdir = Path(workdir)
         command = command_for(self.settings)
         t0 = time.perf_counter()
-        timed_out = False
         with open(workdir / STDOUT_FILE, "w") as out, open(workdir / STDERR_FILE, "w") as err:
-            proc = subprocess.Popen(command, shell=True, cwd=workdir, stdout=out, stderr=err, start_new_session=True)
-            try:
-                rc = proc.wait(timeout=self.settings.walltime_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                rc = proc.wait()
-                timed_out = True
+            rc, timed_out = run_child(command, shell=True, cwd=workdir, stdout=out, stderr=err,
+                                      timeout_s=self.settings.walltime_s)
         write_json_atomic(workdir / EXECUTE_FILE, {"returncode": rc, "timed_out": timed_out,
                                                    "wall_s": time.perf_counter() - t0})
 

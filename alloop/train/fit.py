@@ -38,7 +38,7 @@ import yaml
 from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
 from alloop.process import die_with_parent
 from alloop.structures import config_hash, validate_atoms
-from alloop.train.settings import FitSettings, potential_section, render_input
+from alloop.train.settings import FitSettings, render_input
 
 if TYPE_CHECKING:
     import pandas as pd
