@@ -25,19 +25,13 @@ from ase import Atoms  # noqa: E402
 
 from alloop.explore import ExploreSettings, explore  # noqa: E402
 from alloop.generate import GeneratorSettings, generate_candidates, starting_structures  # noqa: E402
+from _timing import best_of  # noqa: E402  (tests/benchmarks is on sys.path)
 
 SHARED_DATA = Path(os.environ.get("ALLOOP_SHARED", Path(__file__).resolve().parents[3] / "shared")) / "data"
 REPEATS = 3
 MD_STEPS = 200
 
 
-def best_of(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def build_active_set(data: Path, tmp: Path) -> tuple[Path, Path]:
@@ -68,7 +62,7 @@ def main() -> int:
     for max_atoms in (16, 54, 128):
         settings = GeneratorSettings(max_atoms=max_atoms)
         n = len(generate_candidates(["W"], settings, rng))
-        t = best_of(lambda settings=settings: generate_candidates(["W"], settings, rng))
+        t = best_of(lambda settings=settings: generate_candidates(["W"], settings, rng), REPEATS)
         print(f"{'generate_candidates max_atoms=' + str(max_atoms):<36}{t * 1e3:>16.1f}{n:>12}")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +72,7 @@ def main() -> int:
             gs = GeneratorSettings(max_atoms=max_atoms, lattice_constant=3.185)
             bulk = starting_structures(["W"], gs, rng)[:1]
             s = ExploreSettings(temperature=300, steps=MD_STEPS)
-            t = best_of(lambda bulk=bulk, s=s: explore(potential, asi, bulk, s))
+            t = best_of(lambda bulk=bulk, s=s: explore(potential, asi, bulk, s), REPEATS)
             n = len(bulk[0])
             print(f"{'bulk W, ' + str(n) + ' atoms':<36}{t / MD_STEPS * 1e3:>16.2f}{t / MD_STEPS / n * 1e6:>16.1f}")
     return 0
