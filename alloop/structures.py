@@ -43,14 +43,16 @@ def validate_atoms(atoms: Atoms, min_distance: float = 0.5) -> None:
         )
     if pbc.all() and abs(atoms.cell.volume) < 1e-6:
         raise UnphysicalStructureError("periodic structure has a singular cell (zero volume)")
-    if len(atoms) > 1:
-        d = atoms.get_all_distances(mic=bool(pbc.all()))
-        np.fill_diagonal(d, np.inf)
-        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
-        if d[i, j] < min_distance:
-            raise UnphysicalStructureError(
-                f"atoms {i} and {j} are {d[i, j]:.3f} Å apart (minimum allowed {min_distance} Å): overlapping atoms"
-            )
+    # a cell-list search within min_distance: linear in the number of atoms, and it also sees an atom
+    # too close to its own periodic image
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, min_distance)
+    if len(d):
+        k = int(np.argmin(d))
+        raise UnphysicalStructureError(
+            f"atoms {i[k]} and {j[k]} are {d[k]:.3f} Å apart (minimum allowed {min_distance} Å): overlapping atoms"
+        )
 
 
 def atoms_to_json(atoms: Atoms) -> str:

@@ -10,8 +10,6 @@ import json
 import os
 import stat
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
