@@ -25,7 +25,7 @@ name: slurm-w
 elements: [W]
 seed: 5
 workdir: run
-max_iterations: 2
+max_iterations: 3
 ensemble: offline-fast
 uncertainty: {u_c: 0.15}
 labels:
@@ -112,7 +112,7 @@ def test_chaos_kills_and_cancellations_change_nothing(slurm: SlurmCluster, undis
         proc = alloop("run", str(campaign), stdout=log, env=dict(os.environ))
         # a random moment; when kills keep landing before anything new is committed (a fit longer than the
         # kill interval would never finish), the next run lives longer
-        time.sleep(rng.uniform(2.0, 25.0) * (1 + stalls))
+        time.sleep(rng.uniform(1.0, 10.0) * (1 + stalls))
         if rng.random() < 0.4:
             cancels += _scancel_one(slurm, rng) is not None
         if proc.poll() is not None:  # finished before the kill: start the next round
