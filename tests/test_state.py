@@ -103,6 +103,27 @@ def test_a_batch_job_id_is_kept_until_the_job_is_released(store):
     assert store.dft_jobs(cid)[0].job_ref is None
 
 
+def test_a_full_disk_is_a_clear_error_and_leaves_the_last_committed_state(tmp_path):
+    from sqlalchemy import event
+
+    store = Store.open(tmp_path / "a.db")
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    store.engine.dispose()
+
+    @event.listens_for(store.engine, "connect")
+    def _full(dbapi_conn, _record):  # the database may not grow: what a full disk looks like to SQLite
+        n = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA max_page_count = {n}")
+
+    geometry = atoms_to_json(bulk("W", "bcc", a=3.17, cubic=True).repeat(4))
+    big = [NewConfiguration(f"h{i}", "x", 128, "W128", geometry * 20) for i in range(50)]
+    with pytest.raises(StateError, match="could not be written.*run `alloop run` again"):
+        store.commit_selection(cid, 0, big)
+    assert store.current_iteration(cid) == (0, "generate")  # the stage did not move
+    assert store.configurations(cid) == []
+
+
 def _hammer(path, n):
     s = Store.open(path)
     cid = s.open_campaign("w", "{}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from alloop.errors import StateError
 from alloop.state.db import make_engine, migrate
@@ -125,8 +126,16 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction: all of it lands or none of it (SQLite rolls back on any error)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            # the typical causes on a cluster: a full disk or quota, a read-only or vanished file system
+            raise StateError(
+                f"the campaign database {self.path} could not be written ({exc.orig}); nothing of this step was "
+                "saved. Free disk space (or fix the file system) and run `alloop run` again to continue"
+            ) from exc
 
     # ---------------------------------------------------------------- campaign and iterations
     def open_campaign(self, name: str, config_json: str) -> int:
