@@ -35,6 +35,11 @@ class BatchOutput:
     extras: dict[str, Sequence[float]] = field(default_factory=dict)
 
 
+def split_per_structure(flat: np.ndarray, structures: Sequence[Any]) -> list[np.ndarray]:
+    """Per-structure blocks of a batched per-atom array (graph batches concatenate atoms in order)."""
+    return np.split(flat, np.cumsum([len(a) for a in structures])[:-1])
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'; 'cuda' without a GPU is an error."""
     if device == "cpu":

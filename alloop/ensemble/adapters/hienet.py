@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from ase import Atoms
 
-from alloop.ensemble.members import BatchOutput, Member
+from alloop.ensemble.members import BatchOutput, Member, split_per_structure
 from alloop.ensemble.spec import MemberSpec
 
 
@@ -38,11 +38,7 @@ class HIENetMember(Member):
         batch[keys.POS].requires_grad_(True)
         out = self.model(batch)
         energies = out[keys.PRED_TOTAL_ENERGY].detach().cpu().numpy().reshape(-1)
-        flat = out[keys.PRED_FORCE].detach().cpu().numpy()
-        forces, start = [], 0
-        for atoms in structures:
-            forces.append(flat[start : start + len(atoms)])
-            start += len(atoms)
+        forces = split_per_structure(out[keys.PRED_FORCE].detach().cpu().numpy(), structures)
         return BatchOutput(energies, forces)
 
 

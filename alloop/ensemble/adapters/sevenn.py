@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ase import Atoms
 
-from alloop.ensemble.members import BatchOutput, Member
+from alloop.ensemble.members import BatchOutput, Member, split_per_structure
 from alloop.ensemble.spec import MemberSpec
 from alloop.errors import MemberError
 
@@ -38,11 +38,7 @@ class SevenNetMember(Member):
         batch = Collater([], follow_batch=None, exclude_keys=None)(graphs).to(self.device)
         out = self.model(batch)
         energies = out[keys.PRED_TOTAL_ENERGY].detach().cpu().numpy()
-        flat = out[keys.PRED_FORCE].detach().cpu().numpy()
-        forces, start = [], 0
-        for atoms in structures:
-            forces.append(flat[start : start + len(atoms)])
-            start += len(atoms)
+        forces = split_per_structure(out[keys.PRED_FORCE].detach().cpu().numpy(), structures)
         return BatchOutput(energies, forces)
 
 
