@@ -15,8 +15,9 @@ and last iteration lines.
 
 --paper-w: the paper's W potential recipe (72 functions, all FitSettings defaults) on 90 % of
 configurations 0-1025 (FitSettings' seed-42 split), tested on the other 10 %. The paper runs 2000
-BFGS iterations; on two shared vCPUs that takes days, so --maxiter caps them and the cap is printed
-next to the errors.
+BFGS iterations, ~16 h on two vCPUs, so --maxiter caps them and the cap is printed next to the errors.
+Measured here: 30 iterations (the default, 20 min) 29.5 meV/atom and 0.35 eV/Å on the test split;
+--maxiter 100 (51 min) 7.4 meV/atom and 0.20 eV/Å, against the paper's ~6-7 and 0.17.
 """
 
 from __future__ import annotations
