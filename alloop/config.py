@@ -19,6 +19,7 @@ from alloop.explore import ExploreSettings
 from alloop.generate import GeneratorSettings
 from alloop.cluster.batch import BatchSettings
 from alloop.label import GPAWSettings, ReplaySettings, VaspSettings
+from alloop.label.reference import EnergyReferenceSettings
 from alloop.train import FitSettings
 
 
@@ -57,6 +58,18 @@ class LabelSettings(_Strict):
     energy_member: str | None = Field(None, description="ensemble member whose energies label low-U configurations")
     force_member: str | None = Field(None, description="ensemble member whose forces label low-U configurations")
     dft: DFTSettings = Field(default_factory=DFTSettings)
+    energy_reference: EnergyReferenceSettings = Field(default_factory=EnergyReferenceSettings)
+
+    @model_validator(mode="after")
+    def _calibration_possible(self) -> LabelSettings:
+        ref = self.energy_reference
+        if self.dft.backend == "replay" and ref.method == "fit" and ref.calibration:
+            raise ValueError(
+                "energy_reference.calibration needs DFT on bulk cells a replay set does not hold: set "
+                "energy_reference: {calibration: false} (offsets are then fitted on replayed configurations with "
+                "U < U_c) or {method: none} when DFT and the uMLIPs share a reference (VASP-PBE vs OMat/MP models)"
+            )
+        return self
 
 
 class SelectionSettings(_Strict):
@@ -215,6 +228,12 @@ def _resolve_paths(c: Campaign, base: Path) -> Campaign:
         return None if p is None else (p if p.is_absolute() else (base / p)).resolve()
 
     updates: dict[str, Any] = {"workdir": rel(c.workdir), "database": rel(c.database)}
+    if c.generate.sources:
+        sources = [s.model_copy(update={"path": rel(s.path)}) for s in c.generate.sources]
+        updates["generate"] = c.generate.model_copy(update={"sources": sources})
+    if c.labels.dft.replay is not None:
+        replay = c.labels.dft.replay.model_copy(update={"sources": [rel(p) for p in c.labels.dft.replay.sources]})
+        updates["labels"] = c.labels.model_copy(update={"dft": c.labels.dft.model_copy(update={"replay": replay})})
     if isinstance(c.ensemble, str) and (c.ensemble.endswith((".yaml", ".yml")) or "/" in c.ensemble):
         updates["ensemble"] = str(rel(Path(c.ensemble)))
     return c.model_copy(update=updates)

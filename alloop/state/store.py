@@ -41,6 +41,7 @@ class NewConfiguration:
     atoms_json: str
     status: str = "selected"
     reason: str | None = None
+    source_json: str | None = None  # data-set provenance: {"file", "index", "group"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class TrainingRow:
     energy: float
     forces: np.ndarray
     reference_energy: float | None  # the energy member's prediction: aligns DFT energies onto its scale
+    kind: str = ""
+    u: float | None = None  # the campaign's U variant at routing; None where U was not computable
 
 
 class Store:
@@ -224,8 +227,8 @@ class Store:
                 c.execute(
                     text(
                         "INSERT OR IGNORE INTO configuration (campaign_id, hash, iteration_idx, kind, n_atoms, formula, "
-                        "atoms_json, status, reason, created_at) VALUES (:c, :hash, :i, :kind, :n_atoms, :formula, "
-                        ":atoms_json, :status, :reason, :t)"
+                        "atoms_json, status, reason, source_json, created_at) VALUES (:c, :hash, :i, :kind, :n_atoms, "
+                        ":formula, :atoms_json, :status, :reason, :source_json, :t)"
                     ),
                     [{"c": cid, "i": idx, "t": now, **cfg.__dict__} for cfg in configs],
                 )
@@ -410,14 +413,29 @@ class Store:
         with self._tx() as c:
             rows = c.execute(
                 text(
-                    "SELECT c.id, c.atoms_json, l.source, l.backend, l.energy, l.forces, p.energy FROM label l "
+                    "SELECT c.id, c.atoms_json, l.source, l.backend, l.energy, l.forces, p.energy, c.kind, "
+                    "CASE u.variant WHEN 0 THEN u.u0 WHEN 1 THEN u.u1 ELSE u.u2 END FROM label l "
                     "JOIN configuration c ON c.id=l.configuration_id "
                     "LEFT JOIN prediction p ON p.configuration_id=c.id AND p.member=:m "
+                    "LEFT JOIN uncertainty u ON u.configuration_id=c.id "
                     "WHERE c.campaign_id=:c AND c.status='labelled' ORDER BY c.id"
                 ),
                 {"c": cid, "m": energy_member},
             ).all()
-        return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6]) for r in rows]
+        return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6], r[7], r[8]) for r in rows]
+
+    def energy_reference(self, cid: int) -> dict[str, Any] | None:
+        """The energy reference frozen with an earlier potential (the first one that had DFT and uMLIP
+        labels to align, or any with method none), or None."""
+        with self._tx() as c:
+            rows = c.execute(
+                text("SELECT references_json FROM potential WHERE campaign_id=:c ORDER BY iteration_idx"), {"c": cid}
+            ).scalars().all()
+        for r in rows:
+            ref = json.loads(r)
+            if ref.get("frozen"):
+                return ref
+        return None
 
     def save_potential(self, cid: int, idx: int, path: str, active_set: str | None, n_train: int, metrics: dict[str, Any], references: dict[str, Any]) -> None:
         with self._tx() as c:
