@@ -236,6 +236,8 @@ def _resolve_paths(c: Campaign, base: Path) -> Campaign:
         updates["labels"] = c.labels.model_copy(update={"dft": c.labels.dft.model_copy(update={"replay": replay})})
     if isinstance(c.ensemble, str) and (c.ensemble.endswith((".yaml", ".yml")) or "/" in c.ensemble):
         updates["ensemble"] = str(rel(Path(c.ensemble)))
+    elif isinstance(c.ensemble, dict) and isinstance(c.ensemble.get("checkpoint_dir"), str):
+        updates["ensemble"] = {**c.ensemble, "checkpoint_dir": str(rel(Path(c.ensemble["checkpoint_dir"])))}
     return c.model_copy(update=updates)
 
 

@@ -61,10 +61,13 @@ def collect(db: Path, n_events: int = 8) -> dict[str, Any]:
         "stage": None if it is None else it[1],
         "max_iterations": cfg.get("max_iterations"),
         "configurations": counts["configurations"],
+        "n_configurations": sum(counts["configurations"].values()),
+        "kinds": counts["kinds"],
+        "sources": counts["sources"],
         "labels": counts["labels"],
         "dft_fraction_by_atoms": (atoms.get("dft", 0) / total_atoms) if total_atoms else None,
         "dft_jobs": counts["dft_jobs"],
-        "potential": None if pot is None else {"path": pot["path"], "active_set": pot["active_set"], "iteration": pot["iteration_idx"], "n_train": pot["n_train"], "metrics": json.loads(pot["metrics_json"])},
+        "potential": None if pot is None else {"path": pot["path"], "active_set": pot["active_set"], "iteration": pot["iteration_idx"], "n_train": pot["n_train"], "metrics": json.loads(pot["metrics_json"]), "energy_reference": json.loads(pot["references_json"] or "{}")},
         "gamma": [{"iteration": g["iteration_idx"], "n_candidates": g["n_candidates"], "threshold": g["threshold"], "share_above": g["share_above"], **g["stats"]} for g in gamma],
         "events": [{"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"])), **{k: e[k] for k in ("iteration_idx", "level", "kind", "message")}} for e in events],
     }
@@ -77,6 +80,10 @@ def _text(s: dict[str, Any]) -> str:
     lines.append(f"  iteration {s['iteration']} of max {s['max_iterations']}, stage: {s['stage']}")
     cfgs = ", ".join(f"{k} {v}" for k, v in sorted(s["configurations"].items())) or "none"
     lines.append(f"  configurations: {cfgs}")
+    lines.append("  by kind: " + (", ".join(f"{k} {v}" for k, v in sorted(s["kinds"].items())) or "none"))
+    for src in s["sources"]:
+        lines.append(f"    from {src['file']}" + (f" [{src['group']}]" if src["group"] else "")
+                     + f": {src['configurations']} ({src['dft']} DFT, {src['umlip']} uMLIP labels)")
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
     frac = s["dft_fraction_by_atoms"]
     lines.append(f"  labels: {labels}" + (f"  (DFT share by atoms {frac:.1%})" if frac is not None else ""))
@@ -89,6 +96,10 @@ def _text(s: dict[str, Any]) -> str:
     if s["potential"]:
         p = s["potential"]
         lines.append(f"  potential (iteration {p['iteration']}, {p['n_train']} configurations): {p['path']}")
+        ref = p.get("energy_reference") or {}
+        if ref.get("energy_scale"):
+            offsets = ", ".join(f"{el} {v:+.4f}" for el, v in ref.get("offsets", {}).items())
+            lines.append(f"    energies on the scale of {ref['energy_scale']}" + (f"; DFT offsets (eV/atom): {offsets}" if offsets else ""))
     if s["events"]:
         lines.append("  recent events:")
         lines += [f"    {e['time']} [{e['level']}] {e['message']}" for e in s["events"]]

@@ -230,3 +230,32 @@ def trend_plot(
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def sweep_plot(rows: Sequence[Mapping[str, float | None]], path: str | Path, title: str | None = None) -> Path:
+    """The paper's Fig. 4b from `alloop sweep` rows (one per U_c, averaged over seeds): DFT share by atoms
+    and the held-out energy and force RMSE against U_c. U_c = 0 and ∞ sit at the two ends of the log axis."""
+    ucs = np.array([float(r["u_c"]) for r in rows])  # type: ignore[arg-type]
+    finite = ucs[np.isfinite(ucs) & (ucs > 0)]
+    lo, hi = (finite.min() / 10, finite.max() * 10) if finite.size else (0.01, 100.0)
+    x = np.where(ucs <= 0, lo, np.where(np.isinf(ucs), hi, ucs))
+    labels = ["0" if u <= 0 else ("∞" if np.isinf(u) else f"{u:g}") for u in ucs]
+    fig, (a_share, a_e, a_f) = _figure(3, width=4.2, height=3.6)
+    panels = ((a_share, "dft_share_atoms", "DFT share (by atoms)", "tab:gray"),
+              (a_e, "test_rmse_e", "ACE energy RMSE, held out (meV/atom)", "tab:blue"),
+              (a_f, "test_rmse_f", "ACE force RMSE, held out (eV/Å)", "tab:red"))
+    for ax, key, ylabel, color in panels:
+        y = np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])  # type: ignore[arg-type]
+        ax.plot(x, y, "o-", color=color)
+        ax.set_xscale("log")
+        ax.set_xticks(x, labels)
+        ax.minorticks_off()
+        ax.set_xlabel("U_c (eV/Å)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    energies = [float(r["test_rmse_e"]) for r in rows if r.get("test_rmse_e")]  # type: ignore[arg-type]
+    if energies and max(energies) > 20 * min(energies):  # U_c = ∞ can be far worse: keep the rest readable
+        a_e.set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

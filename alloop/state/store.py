@@ -476,6 +476,55 @@ class Store:
             ).mappings().all()
         return [{**dict(r), "stats": json.loads(r["stats_json"])} for r in rows]
 
+    # ---------------------------------------------------------------- sweeps (`alloop sweep`)
+    def sweep_inputs(self, cid: int, energy_member: str, force_member: str) -> list[dict[str, Any]]:
+        """Every scored configuration with its U (campaign variant), its DFT label where one exists and
+        the label members' predictions: the input of `alloop sweep`."""
+        with self._tx() as c:
+            rows = c.execute(
+                text(
+                    "SELECT c.id, c.atoms_json, CASE u.variant WHEN 0 THEN u.u0 WHEN 1 THEN u.u1 ELSE u.u2 END, "
+                    "l.energy, l.forces, pe.energy, pf.forces FROM configuration c "
+                    "JOIN uncertainty u ON u.configuration_id=c.id "
+                    "LEFT JOIN label l ON l.configuration_id=c.id AND l.source='dft' "
+                    "LEFT JOIN prediction pe ON pe.configuration_id=c.id AND pe.member=:em "
+                    "LEFT JOIN prediction pf ON pf.configuration_id=c.id AND pf.member=:fm "
+                    "WHERE c.campaign_id=:c ORDER BY c.id"
+                ),
+                {"c": cid, "em": energy_member, "fm": force_member},
+            ).all()
+        return [
+            {"id": int(r[0]), "atoms_json": r[1], "u": r[2], "e_dft": r[3], "f_dft": None if r[4] is None else from_blob(r[4]),
+             "e_umlip": r[5], "f_umlip": None if r[6] is None else from_blob(r[6])}
+            for r in rows
+        ]
+
+    def sweep_fit(self, cid: int, u_c: float, seed: int, fingerprint: str) -> dict[str, Any] | None:
+        with self._tx() as c:
+            row = c.execute(
+                text("SELECT fit_dir, potential, metrics_json FROM sweep_fit WHERE campaign_id=:c AND u_c=:u AND seed=:s AND fingerprint=:f"),
+                {"c": cid, "u": _uc_db(u_c), "s": seed, "f": fingerprint},
+            ).first()
+        return None if row is None else {"fit_dir": row[0], "potential": row[1], "metrics": json.loads(row[2])}
+
+    def save_sweep_fit(self, cid: int, u_c: float, seed: int, fingerprint: str, fit_dir: str, potential: str, metrics: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute(
+                text(
+                    "INSERT OR REPLACE INTO sweep_fit (campaign_id, u_c, seed, fingerprint, fit_dir, potential, metrics_json, created_at) "
+                    "VALUES (:c, :u, :s, :f, :d, :p, :m, :t)"
+                ),
+                {"c": cid, "u": _uc_db(u_c), "s": seed, "f": fingerprint, "d": fit_dir, "p": potential,
+                 "m": json.dumps(metrics, default=float), "t": time.time()},
+            )
+            self._event(c, cid, None, "info", "sweep", f"sweep fit at U_c={u_c:g}, seed {seed}: {potential}")
+
+    def sweep_results(self, cid: int) -> list[dict[str, Any]]:
+        """Every recorded sweep fit's row (see alloop.train.sweep.ROW_KEYS), oldest first."""
+        with self._tx() as c:
+            rows = c.execute(text("SELECT metrics_json FROM sweep_fit WHERE campaign_id=:c ORDER BY id"), {"c": cid}).scalars().all()
+        return [json.loads(r) for r in rows]
+
     # ---------------------------------------------------------------- events and summaries
     def log_event(self, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         with self._tx() as c:
@@ -517,11 +566,28 @@ class Store:
                     {"c": cid},
                 ).all()
             )
-        return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs}
+            by_kind = dict(c.execute(text("SELECT kind, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY kind"), {"c": cid}).all())
+            provenance = c.execute(
+                text(
+                    "SELECT json_extract(c.source_json, '$.file'), json_extract(c.source_json, '$.group'), COUNT(*), "
+                    "SUM(l.source='dft'), SUM(l.source='umlip') FROM configuration c "
+                    "LEFT JOIN label l ON l.configuration_id=c.id "
+                    "WHERE c.campaign_id=:c AND c.source_json IS NOT NULL GROUP BY 1, 2 ORDER BY MIN(c.id)"
+                ),
+                {"c": cid},
+            ).all()
+        sources = [{"file": f, "group": g, "configurations": int(n), "dft": int(d or 0), "umlip": int(u or 0)} for f, g, n, d, u in provenance]
+        return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs,
+                "kinds": by_kind, "sources": sources}
 
 
 def _ids(ids: Sequence[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
+
+
+def _uc_db(u_c: float) -> float:
+    # SQLite keeps no infinity reliably across drivers: U_c = inf is stored as the largest double
+    return 1e308 if u_c == float("inf") else float(u_c)
 
 
 def _f(x: float) -> float | None:
