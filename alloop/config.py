@@ -66,8 +66,8 @@ class LabelSettings(_Strict):
         if self.dft.backend == "replay" and ref.method == "fit" and ref.calibration:
             raise ValueError(
                 "energy_reference.calibration needs DFT on bulk cells a replay set does not hold: set "
-                "energy_reference: {calibration: false} (offsets are then fitted on replayed configurations with "
-                "U < U_c) or {method: none} when DFT and the uMLIPs share a reference (VASP-PBE vs OMat/MP models)"
+                "energy_reference: {calibration: false} (offsets are then fitted on the replayed DFT labels of the "
+                "configurations with U < U_c) or {method: none} when DFT and the uMLIPs share a reference"
             )
         return self
 
@@ -271,3 +271,47 @@ def _check_ensemble(c: Campaign, lines: dict[tuple[Any, ...], int]) -> list[str]
     if not math.isfinite(c.uncertainty.u_c):
         problems.append("uncertainty.u_c: must be finite (use a large number to label everything by the uMLIP)")
     return problems
+
+
+# Settings whose change would make what the database holds inconsistent with the campaign file: the
+# configurations' labels, U and routes were made with them. Everything else (iteration limit,
+# convergence, cluster and batch settings, budgets, exploration, generation and fitting of future
+# iterations) only steers what is still to come.
+_BINDING = (
+    "name", "elements", "seed", "workdir", "database", "ensemble", "uncertainty", "labels.energy_member",
+    "labels.force_member", "labels.energy_reference", "labels.dft.backend", "labels.dft.gpaw", "labels.dft.vasp",
+    "labels.dft.replay",
+)
+
+
+class ConfigChange(BaseModel):
+    field: str
+    old: Any = None
+    new: Any = None
+    binding: bool = Field(description="True: it would change what is already stored (labels, U, routes)")
+
+
+def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
+    """Every setting that differs between the campaign file of the last run and `campaign`, dotted paths."""
+    import json
+
+    old, new = _flatten(json.loads(stored_json)), _flatten(json.loads(campaign.model_dump_json()))
+    # a setting a newer alloop added, at its default, is no change of the user's
+    defaults = _flatten(json.loads(Campaign(name=campaign.name, elements=campaign.elements).model_dump_json()))
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key not in old and key in defaults and new.get(key) == defaults[key]:
+            continue
+        if old.get(key) != new.get(key):
+            binding = any(key == b or key.startswith(b + ".") for b in _BINDING)
+            out.append(ConfigChange(field=key, old=old.get(key), new=new.get(key), binding=binding))
+    return out
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: d}

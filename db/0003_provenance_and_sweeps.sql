@@ -15,3 +15,6 @@ CREATE TABLE sweep_fit (
     created_at    REAL NOT NULL,
     UNIQUE (campaign_id, u_c, seed, fingerprint)
 );
+
+-- The stage an iteration failed in, so `alloop run --retry` resumes it there once the cause is fixed.
+ALTER TABLE iteration ADD COLUMN failed_stage TEXT;

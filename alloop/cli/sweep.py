@@ -89,7 +89,7 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     force_member = campaign.labels.force_member or ens.force_member
     store = Store.open_existing(campaign.database_path)
     try:
-        cid = store.open_campaign(campaign.name, campaign.model_dump_json())
+        cid = int(store.campaign(campaign.name)["id"])
         data = _sweep_data(campaign, store, cid, str(energy_member), str(force_member), args.subsample)
         test = held_out_split(len(data.structures), args.test_fraction, campaign.seed)
         _say(f"sweep over {len(data.structures)} configurations ({int(data.n_atoms.sum())} atoms; {int(test.sum())} held out), "

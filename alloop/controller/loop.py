@@ -23,7 +23,7 @@ from ase import Atoms
 
 from alloop.config import Campaign
 from alloop.controller import tasks
-from alloop.errors import AlloopError, FitError, UnphysicalStructureError
+from alloop.errors import AlloopError, CampaignChangedError, FitError, UnphysicalStructureError
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
@@ -52,8 +52,13 @@ class Outcome:
 
 
 class Controller:
-    def __init__(self, campaign: Campaign, store: Store, client: Any, ensemble_client: Any = None) -> None:
-        """`client` runs DFT, fits and γ; `ensemble_client` (default: the same) runs uMLIP inference."""
+    def __init__(
+        self, campaign: Campaign, store: Store, client: Any, ensemble_client: Any = None, *,
+        accept_changes: bool = False, retry: bool = False,
+    ) -> None:
+        """`client` runs DFT, fits and γ; `ensemble_client` (default: the same) runs uMLIP inference.
+        `accept_changes`: record campaign-file changes that contradict the database instead of refusing them;
+        `retry`: resume a failed iteration at the stage it failed in."""
         from alloop.ensemble import resolve_ensemble
 
         self.c = campaign
@@ -67,6 +72,8 @@ class Controller:
         self.workdir = Path(campaign.workdir)
         self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
         self._stop = threading.Event()
+        self._accept_changes = accept_changes
+        self._retry = retry
 
     # ------------------------------------------------------------------ driver
     def request_stop(self, *_: object) -> None:
@@ -95,11 +102,39 @@ class Controller:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _reconcile_config(self) -> None:
+        """Compare the campaign file with the one the database was run with: apply what only steers the
+        future, refuse (unless accepted) what contradicts the stored labels, U and routes."""
+        from alloop.config import config_changes
+
+        changes = config_changes(self.store.stored_config(self.cid), self.c)
+        if not changes:
+            return
+        for ch in changes:
+            log.warning("campaign file changed: %s: %r -> %r%s", ch.field, ch.old, ch.new,
+                        " (contradicts what the database holds)" if ch.binding else "")
+        binding = [ch for ch in changes if ch.binding]
+        if binding and not self._accept_changes:
+            raise CampaignChangedError(
+                f"the campaign file changes {', '.join(ch.field for ch in binding)} since the last run, but the "
+                f"configurations, labels and U in {self.store.path} were made with the old values. Restore them, "
+                "start a new campaign (another workdir or database), or run again with --accept-changes to keep "
+                "the stored results and use the new values from now on (recorded as an event)"
+            )
+        self.store.apply_config(self.cid, self.c.model_dump_json(), [ch.model_dump(mode="json") for ch in changes], bool(binding))
+
     def _run(self) -> Outcome:
+        self._reconcile_config()
         row = self.store.campaign(self.c.name)
-        if row["status"] in ("converged", "max_iterations"):
-            return Outcome(row["status"], row["message"] or row["status"], self._potential_path())
         current = self.store.current_iteration(self.cid)
+        if row["status"] == "max_iterations" and current is not None and current[0] + 1 < self.c.max_iterations:
+            self.store.reopen_campaign(self.cid, f"max_iterations raised to {self.c.max_iterations}: continuing after iteration {current[0]}")
+            log.info("max_iterations raised to %d: continuing after iteration %d", self.c.max_iterations, current[0])
+        elif row["status"] in ("converged", "max_iterations"):
+            return Outcome(row["status"], row["message"] or row["status"], self._potential_path())
+        if current is not None and current[1] == "failed" and self._retry:
+            stage = self.store.retry_iteration(self.cid, current[0])
+            log.warning("retrying iteration %d from stage %s", current[0], stage)
         if current is None:
             self.store.start_iteration(self.cid, 0)
             current = (0, "generate")
@@ -117,8 +152,7 @@ class Controller:
             elif stage == "label":
                 if not self.label(idx):
                     msg = self._failure_report(idx)
-                    self.store.set_stage(self.cid, idx, "failed", msg)
-                    self.store.finish_campaign(self.cid, "failed", msg)
+                    self.store.fail_iteration(self.cid, idx, "label", msg)
                     return Outcome("failed", msg, self._potential_path())
             elif stage == "train":
                 self.train(idx)
@@ -228,13 +262,16 @@ class Controller:
         for member, todo in missing.items():
             for start in range(0, len(todo), batch):
                 items = [(i, atoms_json[i]) for i in todo[start : start + batch]]
-                futures.append(self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"))
+                futures.append((self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"), items))
         total = sum(len(v) for v in missing.values())
         if total:
             log.info("iteration %d: scoring %d configurations with %d members (%d predictions to make)", idx, len(ids), len(self.members), total)
         done = 0
-        for fut, rows in _as_completed(futures, self._stop):
+        items_of = {f.key: [cid for cid, _ in items] for f, items in futures}
+        for fut, rows in _as_completed([f for f, _ in futures], self._stop):
             member = _member_of(fut.key, self.members)
+            if isinstance(rows, Exception):  # the worker died on this batch every time: no U for these
+                rows = [(cid, None, None, f"the worker predicting died: {rows}") for cid in items_of[fut.key]]
             self.store.save_predictions([Prediction(cid, member, e, f, err) for cid, e, f, err in rows])
             done += len(rows)
             log.info("  predictions %d/%d", done, total)
@@ -310,7 +347,9 @@ class Controller:
             by_key = {f.key: j for f, j in futures}
             for fut, res in _as_completed([f for f, _ in futures], self._stop):
                 job = by_key[fut.key]
-                if res["ok"]:
+                if isinstance(res, Exception):  # its worker died (OOM, segfault, walltime) on every try
+                    self._record_failure(job, f"the worker running this calculation died: {res}", True)
+                elif res["ok"]:
                     self.store.complete_dft_job(job.id, res["backend"], res["energy"], res["forces"], res["stress"], res["meta"])
                     log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], res["energy"])
                 else:
@@ -402,18 +441,18 @@ class Controller:
         try:
             reference = self._energy_reference(rows, structures)
         except FitError as exc:
-            self._fail(idx, f"iteration {idx}: energy reference: {exc}", exc)
+            self._fail(idx, "train", f"iteration {idx}: energy reference: {exc}", exc)
         is_dft = np.array([r.source == "dft" for r in rows], dtype=bool)
         frame = label_frame(structures, np.array([r.energy for r in rows]), [r.forces for r in rows], is_dft, reference)
         fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
         log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)", idx, len(rows), sum(r.source == "dft" for r in rows), sum(r.source == "umlip" for r in rows))
         fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), pure=False, key=f"fit-{idx}-{time.time_ns()}")
         try:
-            ((_, res),) = list(_as_completed([fut], self._stop))
-        except FitError as exc:
+            res = _only_result([fut], self._stop, "fit")
+        except AlloopError as exc:
             # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way
             # on every retry: stop with the reason, recorded on the iteration, rather than loop
-            self._fail(idx, f"iteration {idx}: fit failed: {exc}", exc)
+            self._fail(idx, "train", f"iteration {idx}: fit failed: {exc}", exc)
         self._check_stop()
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
@@ -428,12 +467,22 @@ class Controller:
             return EnergyReference.from_json(stored)
         settings = self.c.labels.energy_reference
         dft = [k for k, r in enumerate(rows) if r.source == "dft"]
-        if settings.method == "fit" and not dft:
+        e_dft = {k: rows[k].energy for k in dft}
+        replay = self.c.labels.dft.replay if self.c.labels.dft.backend == "replay" else None
+        if settings.method == "fit" and replay is not None:
+            # a replay set holds DFT for the low-U configurations too, for free: they are the trustworthy pairs
+            from alloop.label.replay import replayed_energies
+
+            low = [k for k, r in enumerate(rows) if r.source == "umlip"]
+            found = replayed_energies(replay, [structures[k] for k in low])
+            e_dft.update({k: float(e) for k, e in zip(low, found) if np.isfinite(e)})
+        if settings.method == "fit" and not e_dft:
             return EnergyReference("fit", {}, f"{self.energy_member} (no DFT labels yet)", frozen=False)
+        pairs = sorted(e_dft)
         try:
             ref = fit_energy_reference(
-                settings, self.energy_member, [structures[k] for k in dft], [rows[k].energy for k in dft],
-                [rows[k].reference_energy for k in dft], [rows[k].u for k in dft], self.c.uncertainty.u_c, self.c.elements,
+                settings, self.energy_member, [structures[k] for k in pairs], [e_dft[k] for k in pairs],
+                [rows[k].reference_energy for k in pairs], [rows[k].u for k in pairs], self.c.uncertainty.u_c, self.c.elements,
             )
         except FitError:
             if any(r.source == "umlip" for r in rows):
@@ -445,9 +494,8 @@ class Controller:
                      ref.residual_rms or 0.0, ref.n_outliers)
         return ref
 
-    def _fail(self, idx: int, msg: str, exc: Exception) -> None:
-        self.store.set_stage(self.cid, idx, "failed", msg)
-        self.store.finish_campaign(self.cid, "failed", msg)
+    def _fail(self, idx: int, stage: str, msg: str, exc: Exception) -> None:
+        self.store.fail_iteration(self.cid, idx, stage, msg + "; fix the cause, then `alloop run --retry`")
         raise IterationFailed(msg) from exc
 
     # ------------------------------------------------------------------ evaluate and converge
@@ -463,8 +511,13 @@ class Controller:
                 ok.append(a)
             except UnphysicalStructureError:
                 continue
-        fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
-        ((_, gmax),) = list(_as_completed([fut], self._stop))
+        gmax = np.zeros(0)
+        if ok:
+            fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
+            try:
+                gmax = _only_result([fut], self._stop, "γ evaluation")
+            except AlloopError as exc:
+                self._fail(idx, "evaluate", f"iteration {idx}: γ evaluation failed: {exc}", exc)
         stats = {
             "mean": float(np.mean(gmax)) if len(gmax) else 0.0,
             "median": float(np.median(gmax)) if len(gmax) else 0.0,
@@ -478,18 +531,18 @@ class Controller:
             log.warning("iteration %d: no fresh candidates to grade (every motif count is 0 and exploration is off or "
                         "found nothing): convergence cannot be judged, the campaign runs to max_iterations", idx)
         last = idx + 1 >= self.c.max_iterations
-        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="done")
-        log.info("iteration %d: %.1f%% of %d fresh candidates above γ = %g (target < %.1f%%); median γ %.2f, max %.2f",
-                 idx, 100 * share, len(gmax), conv.gamma_threshold, 100 * conv.target_share, stats["median"], stats["max"])
+        outcome = None
         if converged:
             msg = f"converged after iteration {idx}: {share:.1%} of fresh candidates above γ={conv.gamma_threshold:g} (< {conv.target_share:.1%} for {conv.patience} iteration(s)); potential: {pot['path']}"
-            self.store.finish_campaign(self.cid, "converged", msg)
-            return Outcome("converged", msg, pot["path"])
-        if last:
+            outcome = Outcome("converged", msg, pot["path"])
+        elif last:
             msg = f"stopped at max_iterations={self.c.max_iterations} without convergence ({share:.1%} above γ={conv.gamma_threshold:g}); potential: {pot['path']}"
-            self.store.finish_campaign(self.cid, "max_iterations", msg)
-            return Outcome("max_iterations", msg, pot["path"])
-        return None
+            outcome = Outcome("max_iterations", msg, pot["path"])
+        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="done",
+                                   outcome=None if outcome is None else (outcome.status, outcome.message))
+        log.info("iteration %d: %.1f%% of %d fresh candidates above γ = %g (target < %.1f%%); median γ %.2f, max %.2f",
+                 idx, 100 * share, len(gmax), conv.gamma_threshold, 100 * conv.target_share, stats["median"], stats["max"])
+        return outcome
 
 
 # ---------------------------------------------------------------------- helpers
@@ -514,15 +567,44 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
     return ", ".join(parts[:6])
 
 
-def _as_completed(futures: list[Any], stop: threading.Event):  # type: ignore[no-untyped-def]
+def _as_completed(futures: list[Any], stop: threading.Event, poll_s: float = 0.5):  # type: ignore[no-untyped-def]
     """Yield (future, result) as tasks finish; on a stop request, yield nothing more (the caller has
-    committed everything yielded so far)."""
-    from distributed import as_completed
+    committed everything yielded so far). Waits in short polls, so a stop is seen within `poll_s` even
+    while a long task (a fit, a DFT run) is in flight. A task whose worker died as many times as Dask
+    allows yields its `KilledWorker` exception as the result, for the caller to count as a failed attempt."""
+    from distributed import wait
+    from distributed.scheduler import KilledWorker
 
-    if not futures:
-        return
-    ac = as_completed(futures, with_results=False)
-    for fut in ac:
+    pending = list(futures)
+    while pending:
         if stop.is_set():
             return
-        yield fut, fut.result()
+        try:
+            wait(pending, timeout=poll_s, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            continue
+        still = []
+        for fut in pending:
+            if not fut.done():
+                still.append(fut)
+                continue
+            if stop.is_set():
+                return
+            try:
+                yield fut, fut.result()
+            except KilledWorker as exc:
+                yield fut, exc
+        pending = still
+
+
+def _only_result(futures: list[Any], stop: threading.Event, what: str) -> Any:
+    """The result of a single task; StopRequested if a stop came first, IterationFailed-worthy
+    AlloopError if its worker kept dying."""
+    from distributed.scheduler import KilledWorker
+
+    for _, res in _as_completed(futures, stop):
+        if isinstance(res, KilledWorker):
+            raise AlloopError(f"the worker running the {what} died every time it was tried ({res}); "
+                              "look for memory limits or crashes in the worker logs")
+        return res
+    raise StopRequested

@@ -96,3 +96,15 @@ class ReplayBackend(DFTBackend):
         e, how = self.lookup(atoms)
         return LabelResult(e.energy, e.forces.copy(), None if e.stress is None else e.stress.copy(), "replay", True,
                            {"replay_file": e.file, "replay_index": e.index, "replay_match": how})
+
+
+def replayed_energies(settings: ReplaySettings, structures: list[Atoms]) -> np.ndarray:
+    """(n,) the replay set's total energies of `structures`, NaN for those it does not hold: DFT labels
+    that cost nothing, e.g. to fit energy references on low-U configurations labelled by the uMLIP."""
+    index = replay_index(settings.sources)
+    out = np.full(len(structures), np.nan)
+    for k, atoms in enumerate(structures):
+        found = index.find(atoms)
+        if found is not None:
+            out[k] = found[0].energy
+    return out

@@ -162,14 +162,43 @@ class Store:
                 self._event(c, cid, None, "info", "campaign", f"campaign '{name}' created")
                 return int(cid)
             cid = int(row.id)
-            if row.config_json != config_json:
-                c.execute(
-                    text("UPDATE campaign SET config_json=:cfg, updated_at=:t WHERE id=:id"),
-                    {"cfg": config_json, "t": now, "id": cid},
-                )
-                self._event(c, cid, None, "warning", "config", "campaign file changed since the last run; new settings apply from now on")
-            c.execute(text("UPDATE campaign SET status='running', updated_at=:t WHERE id=:id AND status IN ('stopped','failed')"), {"t": now, "id": cid})
+            c.execute(text("UPDATE campaign SET status='running', updated_at=:t WHERE id=:id AND status IN ('stopped')"), {"t": now, "id": cid})
             return cid
+
+    def apply_config(self, cid: int, config_json: str, changes: list[dict[str, Any]], accepted: bool) -> None:
+        """Record the campaign file as it is now, with the differences from the last run as an event."""
+        with self._tx() as c:
+            c.execute(text("UPDATE campaign SET config_json=:cfg, updated_at=:t WHERE id=:id"),
+                      {"cfg": config_json, "t": time.time(), "id": cid})
+            what = "accepted with --accept-changes" if accepted else "applied"
+            self._event(c, cid, None, "warning", "config",
+                        f"campaign file changed since the last run ({len(changes)} setting(s), {what}): "
+                        + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}" for ch in changes),
+                        {"changes": changes, "accepted": accepted})
+
+    def reopen_campaign(self, cid: int, message: str) -> None:
+        """A finished campaign runs on (its iteration limit was raised)."""
+        with self._tx() as c:
+            c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
+            self._event(c, cid, None, "info", "campaign", message)
+
+    def retry_iteration(self, cid: int, idx: int) -> str:
+        """A failed iteration back at the stage it failed in (its quarantined DFT jobs queued again with a fresh
+        attempt budget when it failed while labelling), the campaign running again; returns that stage."""
+        with self._tx() as c:
+            stage = c.execute(text("SELECT failed_stage FROM iteration WHERE campaign_id=:c AND idx=:i"), {"c": cid, "i": idx}).scalar_one()
+            stage = stage or "label"
+            if stage == "label":
+                ids = c.execute(
+                    text("SELECT j.id FROM dft_job j JOIN configuration c ON c.id=j.configuration_id "
+                         "WHERE c.campaign_id=:c AND c.iteration_idx=:i AND j.status='quarantined'"), {"c": cid, "i": idx}).scalars().all()
+                if ids:
+                    c.execute(text(f"UPDATE dft_job SET status='queued', attempts=0, job_id=NULL, updated_at=:t WHERE id IN ({_ids(ids)})"), {"t": time.time()})
+                    c.execute(text(f"UPDATE configuration SET status='scored' WHERE id IN (SELECT configuration_id FROM dft_job WHERE id IN ({_ids(ids)}))"))
+            c.execute(text("UPDATE iteration SET stage=:s, failed_stage=NULL, finished_at=NULL WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
+            c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
+            self._event(c, cid, idx, "warning", "campaign", f"iteration {idx} retried from stage {stage} (alloop run --retry)")
+        return str(stage)
 
     def campaign(self, name: str | None = None) -> dict[str, Any]:
         with self._tx() as c:
@@ -181,11 +210,21 @@ class Store:
 
     def finish_campaign(self, cid: int, status: str, message: str) -> None:
         with self._tx() as c:
-            c.execute(
-                text("UPDATE campaign SET status=:s, message=:m, updated_at=:t WHERE id=:id"),
-                {"s": status, "m": message, "t": time.time(), "id": cid},
-            )
-            self._event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
+            self._finish(c, cid, status, message)
+
+    def fail_iteration(self, cid: int, idx: int, stage: str, message: str) -> None:
+        """The iteration (failed in `stage`) and the campaign marked failed, in one transaction."""
+        with self._tx() as c:
+            self._set_stage(c, cid, idx, "failed", message)
+            c.execute(text("UPDATE iteration SET failed_stage=:s WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
+            self._finish(c, cid, "failed", message)
+
+    def _finish(self, c: Connection, cid: int, status: str, message: str) -> None:
+        c.execute(
+            text("UPDATE campaign SET status=:s, message=:m, updated_at=:t WHERE id=:id"),
+            {"s": status, "m": message, "t": time.time(), "id": cid},
+        )
+        self._event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
 
     def current_iteration(self, cid: int) -> tuple[int, str] | None:
         with self._tx() as c:
@@ -424,6 +463,10 @@ class Store:
             ).all()
         return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6], r[7], r[8]) for r in rows]
 
+    def stored_config(self, cid: int) -> str:
+        with self._tx() as c:
+            return str(c.execute(text("SELECT config_json FROM campaign WHERE id=:id"), {"id": cid}).scalar_one())
+
     def energy_reference(self, cid: int) -> dict[str, Any] | None:
         """The energy reference frozen with an earlier potential (the first one that had DFT and uMLIP
         labels to align, or any with method none), or None."""
@@ -455,9 +498,16 @@ class Store:
             row = c.execute(text(q + " ORDER BY iteration_idx DESC LIMIT 1"), {"c": cid, "i": before_idx}).mappings().first()
         return None if row is None else dict(row)
 
-    def save_gamma_eval(self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str) -> None:
+    def save_gamma_eval(
+        self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str,
+        outcome: tuple[str, str] | None = None,
+    ) -> None:
+        """Store the γ evaluation and move the iteration on; with `outcome` (status, message) the campaign
+        ends in the same transaction, so a kill can never leave a finished campaign looking unfinished."""
         share = float(np.mean(gamma_max > threshold)) if len(gamma_max) else 0.0
         with self._tx() as c:
+            if outcome is not None:
+                self._finish(c, cid, *outcome)
             c.execute(
                 text(
                     "INSERT OR REPLACE INTO gamma_eval (campaign_id, iteration_idx, n_candidates, threshold, share_above, gamma_max, stats_json, created_at) "
