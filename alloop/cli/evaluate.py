@@ -5,14 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from ase import Atoms
 
 from alloop.errors import AlloopError
+from alloop.train.evaluate import compute_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,31 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def compute_errors(potential: str | Path, frames: Sequence[Atoms]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Metrics (energies meV/atom, forces eV/Å per Cartesian component) and the paired values for plots."""
-    from alloop.train import predict
-
-    energies, forces = predict(potential, frames)
-    n = np.array([len(a) for a in frames], dtype=float)
-    e_ref = np.array([a.get_potential_energy() for a in frames]) / n
-    e_pred = energies / n
-    f_ref = np.concatenate([np.asarray(a.get_forces()).ravel() for a in frames])
-    f_pred = np.concatenate([f.ravel() for f in forces])
-    de, df = e_pred - e_ref, f_pred - f_ref
-    metrics = {
-        "potential": str(potential),
-        "n_structures": len(frames),
-        "n_atoms": int(n.sum()),
-        "energy_rmse": float(np.sqrt(np.mean(de**2)) * 1e3),
-        "energy_mae": float(np.mean(np.abs(de)) * 1e3),
-        "energy_offset": float(np.mean(de) * 1e3),
-        "energy_rmse_centered": float(np.std(de) * 1e3),
-        "force_rmse": float(np.sqrt(np.mean(df**2))),
-        "force_mae": float(np.mean(np.abs(df))),
-    }
-    return metrics, {"e_ref": e_ref, "e_pred": e_pred, "f_ref": f_ref, "f_pred": f_pred}
-
-
 def run(args: argparse.Namespace) -> int:
     from alloop.io import read_labelled
     from alloop.train import load_ace
@@ -68,14 +39,9 @@ def run(args: argparse.Namespace) -> int:
         metrics, pairs = compute_errors(args.potential, frames)
         metrics["data"] = str(args.data)
         if args.plots:
-            from alloop.report.plots import parity_plot
+            from alloop.report.plots import parity_pair
 
-            out = Path(args.plots)
-            out.mkdir(parents=True, exist_ok=True)
-            metrics["plots"] = [
-                str(parity_plot(pairs["e_ref"], pairs["e_pred"], out / "parity_energy.png", quantity="energy", unit="eV/atom")),
-                str(parity_plot(pairs["f_ref"], pairs["f_pred"], out / "parity_force.png", quantity="force", unit="eV/Å")),
-            ]
+            metrics["plots"] = [str(p) for p in parity_pair(pairs, Path(args.plots))]
     except AlloopError as exc:
         print(f"alloop evaluate: {exc}", file=sys.stderr)
         return 1
