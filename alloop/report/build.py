@@ -41,6 +41,8 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         config = json.loads(camp["config_json"])
         tables = data.load_tables(store, camp["id"], config)
         events = store.events_at(camp["id"], ("warning", "error"))
+        parity = _parity_subset(tables.dft)
+        parity["atoms_json"] = parity["id"].map(store.geometries(parity["id"].tolist()))
         sweep = _sweep_rows(store, camp["id"])
         schema = store.schema_version
     finally:
@@ -58,7 +60,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         ("Uncertainty U and the true force error", lambda: _uncertainty_section(page, tables, out)),
         ("ACE training and test errors", lambda: _potential_section(page, tables, out)),
         ("Extrapolation grade γ of fresh candidates", lambda: _gamma_section(page, tables, config, out)),
-        ("Current potential against the DFT labels", lambda: _parity_section(page, tables, out)),
+        ("Current potential against the DFT labels", lambda: _parity_section(page, tables, parity, out)),
     ]
     if sweep:
         sections.append(("U_c sweep", lambda: _sweep_section(page, sweep, out)))
@@ -227,19 +229,23 @@ def _gamma_section(page: Page, t: data.CampaignTables, config: dict[str, Any], o
     return [fig, share]
 
 
-def _parity_section(page: Page, t: data.CampaignTables, out: Path) -> list[Path]:
+def _parity_subset(dft: pd.DataFrame) -> pd.DataFrame:
+    """The DFT labels the parity plots predict: all, or an even random PARITY_MAX_STRUCTURES of them."""
+    if len(dft) <= PARITY_MAX_STRUCTURES:
+        return dft.copy()
+    return dft.iloc[np.sort(np.random.default_rng(0).choice(len(dft), PARITY_MAX_STRUCTURES, replace=False))].copy()
+
+
+def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: Path) -> list[Path]:
     from alloop.label.reference import apply_offsets
     from alloop.train.evaluate import compute_errors
 
-    if t.potentials.empty or t.dft.empty:
+    if t.potentials.empty or dft.empty:
         page.text("Needs a fitted potential and DFT labels.")
         return []
     pot = t.potentials.iloc[-1]
-    dft = t.dft
-    if len(dft) > PARITY_MAX_STRUCTURES:
-        pick = np.sort(np.random.default_rng(0).choice(len(dft), PARITY_MAX_STRUCTURES, replace=False))
-        dft = dft.iloc[pick]
-        page.note(f"an even random {PARITY_MAX_STRUCTURES} of the {len(t.dft)} DFT-labelled configurations are shown")
+    if len(dft) < len(t.dft):
+        page.note(f"an even random {len(dft)} of the {len(t.dft)} DFT-labelled configurations are shown")
     from ase.calculators.singlepoint import SinglePointCalculator
 
     from alloop.structures import atoms_from_json

@@ -53,7 +53,7 @@ def load_tables(store: Store, cid: int, config: dict[str, Any]) -> CampaignTable
     configs["u"] = pd.to_numeric(configs["u"], errors="coerce")
     dft = pd.DataFrame(store.dft_label_table(cid, member))
     if dft.empty:
-        dft = pd.DataFrame(columns=["id", "iteration_idx", "n_atoms", "atoms_json", "backend", "energy", "forces", "meta_json", "member_forces"])
+        dft = pd.DataFrame(columns=["id", "iteration_idx", "n_atoms", "backend", "energy", "forces", "meta_json", "member_forces"])
     dft["forces"] = [from_blob(b) for b in dft["forces"]]
     dft["meta"] = [json.loads(m) if m else {} for m in dft["meta_json"]]
     dft["delta_f"] = _delta_f(dft)

@@ -554,14 +554,22 @@ class Store:
         )
 
     def dft_label_table(self, cid: int, force_member: str | None) -> dict[str, list[Any]]:
-        """DFT labels with their geometry, meta and the force member's prediction (blobs undecoded)."""
+        """DFT labels with their meta and the force member's prediction (blobs undecoded)."""
         return self._read(
-            "SELECT c.id, c.iteration_idx, c.n_atoms, c.atoms_json, l.backend, l.energy, l.forces, l.meta_json, "
+            "SELECT c.id, c.iteration_idx, c.n_atoms, l.backend, l.energy, l.forces, l.meta_json, "
             "p.forces AS member_forces FROM label l JOIN configuration c ON c.id=l.configuration_id "
             "LEFT JOIN prediction p ON p.configuration_id=c.id AND p.member=:m "
             "WHERE c.campaign_id=:c AND l.source='dft' ORDER BY c.id",
             {"c": cid, "m": force_member},
         )
+
+    def geometries(self, config_ids: Sequence[int]) -> dict[int, str]:
+        """atoms_json of the given configurations."""
+        if not config_ids:
+            return {}
+        with self.engine.connect() as c:
+            rows = c.execute(text(f"SELECT id, atoms_json FROM configuration WHERE id IN ({_ids(config_ids)})")).all()
+        return {int(r[0]): r[1] for r in rows}
 
     def potential_table(self, cid: int) -> dict[str, list[Any]]:
         return self._read(
