@@ -52,6 +52,8 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
     latest = latest_version()
     if schema < latest:
         page.note(f"database schema version {schema} (this alloop knows {latest}); `alloop status` or `alloop run` migrates it")
+    elif schema > latest:
+        page.note(f"database schema version {schema} is newer than this alloop knows ({latest}): upgrade alloop if anything is missing")
     for n in tables.notes:
         page.note(n)
     _summary_section(page, summary, config)

@@ -271,33 +271,33 @@ def mirrored_histograms(
     t = {g: np.asarray(top.get(g, []), dtype=np.float64).ravel() for g in groups}
     b = {g: np.asarray(bottom.get(g, []), dtype=np.float64).ravel() for g in groups}
     bins = _log_bins([*t.values(), *b.values()])
-    fig, (ax,) = _figure(width=6.4, height=5.2)
-    colors = [f"C{k % 10}" for k in range(len(groups))]
-    peak = 1.0
-    for g, color in zip(groups, colors):
-        for values, sign, ls in ((t[g], 1, "-"), (b[g], -1, "--")):
-            ok = values[np.isfinite(values) & (values > 0)]
-            if ok.size == 0:
-                continue
-            counts, _ = np.histogram(ok, bins=bins)
-            peak = max(peak, counts.max())
-            ax.stairs(sign * counts, bins, color=color, lw=1.6, ls=ls, baseline=0,
-                      label=f"{g}: {top_label if sign > 0 else bottom_label} (n={ok.size})")
-    ax.axhline(0, color="0.2", lw=0.8)
-    for name, x in (lines or {}).items():
-        ax.axvline(x, color="tab:red", lw=1.3, ls=":", label=name)
-    ax.set_xscale("log")
-    ax.set_ylim(-1.08 * peak, 1.08 * peak)
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):g}"))  # counts below the axis are positive too
-    ax.set_xlabel(f"{top_label} (top) / {bottom_label} (bottom) ({unit})")
-    ax.set_ylabel("configurations")
-    ax.grid(True, which="major", alpha=0.3)
+    # two halves of equal height, each scaled to its own counts (far fewer DFT labels than scored
+    # configurations), the lower one growing downwards: the mirror
+    fig = Figure(figsize=(6.4, 5.4), layout="constrained")
+    up, down = fig.subplots(2, 1, sharex=True, gridspec_kw={"hspace": 0})
+    for g, k in zip(groups, range(len(groups))):
+        for ax, values, ls, what in ((up, t[g], "-", top_label), (down, b[g], "--", bottom_label)):
+            ok = values[np.isfinite(values) & (values > 0)]
+            if ok.size:
+                counts, _ = np.histogram(ok, bins=bins)
+                ax.stairs(counts, bins, color=f"C{k % 10}", lw=1.6, ls=ls, label=f"{g}: {what} (n={ok.size})")
+    for ax in (up, down):
+        for name, x in (lines or {}).items():
+            ax.axvline(x, color="tab:red", lw=1.3, ls=":", label=name if ax is up else None)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5, prune="lower"))
+        ax.grid(True, which="major", alpha=0.3)
+    down.invert_yaxis()
+    up.set_ylabel(f"{top_label}\nconfigurations")
+    down.set_ylabel(f"{bottom_label}\nconfigurations")
+    down.set_xlabel(f"{top_label} (top) / {bottom_label} (bottom) ({unit})")
     fig.legend(fontsize=7.5, ncols=2, loc="outside lower center")
     if title:
-        ax.set_title(title)
+        up.set_title(title)
     return _save(fig, path)
 
 
