@@ -77,3 +77,38 @@ def test_trend_plot(tmp_path):
     assert_png(plots.trend_plot([0, 1, 2, 3], series, out, title="campaign"), out)
     with pytest.raises(uq.UQInputError, match="3 values for 4 iterations"):
         plots.trend_plot([0, 1, 2, 3], {"short": [1, 2, 3]}, out)
+
+
+def test_mirrored_histograms_of_u_and_force_error(tmp_path, synthetic):
+    u, err, _, _ = synthetic
+    out = tmp_path / "mirror.png"
+    top = {"iteration 0": u[:200], "iteration 1": np.append(u[200:], [0.0, np.nan])}  # ≤ 0 and NaN stay off the log axis
+    bottom = {"iteration 0": err[:50], "iteration 1": err[200:260]}
+    assert_png(plots.mirrored_histograms(top, bottom, out, lines={"U_c = 1 eV/Å": 1.0}), out)
+    with pytest.raises(uq.UQInputError, match="nothing to draw"):
+        plots.mirrored_histograms({}, {}, out)
+
+
+def test_distributions_with_a_threshold(tmp_path):
+    rng = np.random.default_rng(3)
+    out = tmp_path / "gamma.png"
+    groups = {f"iteration {i}": np.exp(rng.normal(0.4 - 0.3 * i, 0.5, 300)) for i in range(3)}
+    assert_png(plots.distributions(groups, out, threshold=1.1), out)
+
+
+def test_stacked_bars_with_a_cumulative_line(tmp_path):
+    out = tmp_path / "bars.png"
+    stacks = {"uMLIP atoms": [900, 1000, 1100], "DFT atoms": [300, 120, 40]}
+    assert_png(plots.stacked_bars([0, 1, 2], stacks, out, line=("cumulative DFT atoms", [300, 420, 460])), out)
+    with pytest.raises(uq.UQInputError, match="2 values for 3 categories"):
+        plots.stacked_bars([0, 1, 2], {"short": [1, 2]}, out)
+
+
+def test_sweep_plot_places_zero_and_infinity_at_the_ends(tmp_path):
+    rows = [{"u_c": u_c, "seed": s, "dft_share_atoms": share, "label_rmse_e": 1 + 50 * (1 - share) ** 4, "label_rmse_f": 0.01 + (1 - share),
+             "train_rmse_e": 5.0 + s, "train_rmse_f": 0.15, "all_rmse_e": 6.0, "all_rmse_f": 0.17, "test_rmse_e": 6.5, "test_rmse_f": None}
+            for u_c, share in ((0.0, 1.0), (0.5, 0.39), (1.0, 0.043), (float("inf"), 0.0)) for s in (0, 1)]
+    out = tmp_path / "sweep.png"
+    assert_png(plots.sweep_plot(rows, out), out)
+    x, ticks, labels = plots._uc_positions(np.array([0.0, 0.5, 1.0, np.inf]))
+    assert labels == ["0", "0.5", "1", "∞"] and list(x) == sorted(x) and ticks == sorted(set(x))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from alloop.errors import AlloopError
+from alloop.train.evaluate import compute_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,22 +31,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.io import read_labelled
-    from alloop.train import load_ace, potential_errors
+    from alloop.train import load_ace
 
     try:
         load_ace(args.potential)  # a wrong potential path fails before a possibly long read of the data
         frames = read_labelled(args.data)
-        metrics, pairs = potential_errors(args.potential, frames)
+        metrics, pairs = compute_errors(args.potential, frames)
         metrics["data"] = str(args.data)
         if args.plots:
-            from alloop.report.plots import parity_plot
+            from alloop.report.plots import parity_pair
 
-            out = Path(args.plots)
-            out.mkdir(parents=True, exist_ok=True)
-            metrics["plots"] = [
-                str(parity_plot(pairs["e_ref"], pairs["e_pred"], out / "parity_energy.png", quantity="energy", unit="eV/atom")),
-                str(parity_plot(pairs["f_ref"], pairs["f_pred"], out / "parity_force.png", quantity="force", unit="eV/Å")),
-            ]
+            metrics["plots"] = [str(p) for p in parity_pair(pairs, Path(args.plots))]
     except AlloopError as exc:
         print(f"alloop evaluate: {exc}", file=sys.stderr)
         return 1

@@ -259,3 +259,195 @@ def sweep_plot(rows: Sequence[Mapping[str, float | None]], path: str | Path, tit
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def parity_pair(pairs: Mapping[str, np.ndarray], outdir: str | Path, title: str | None = None) -> list[Path]:
+    """parity_energy.png (per-atom energies) and parity_force.png (force components) in `outdir` from the
+    paired values of `alloop.train.evaluate.compute_errors`."""
+    out = Path(outdir)
+    return [
+        parity_plot(pairs["e_ref"], pairs["e_pred"], out / "parity_energy.png", quantity="energy", unit="eV/atom", title=title),
+        parity_plot(pairs["f_ref"], pairs["f_pred"], out / "parity_force.png", quantity="force", unit="eV/Å", title=title),
+    ]
+
+
+def _log_bins(values: Sequence[np.ndarray], per_decade: int = 5) -> np.ndarray:
+    """Log-spaced bin edges on whole decades covering the positive, finite values."""
+    pos = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] or [np.zeros(0)])
+    if pos.size == 0:
+        return np.logspace(-3, 1, 4 * per_decade + 1)
+    lo, hi = np.floor(np.log10(pos.min())), np.ceil(np.log10(pos.max()))
+    hi = max(hi, lo + 1)
+    return np.logspace(lo, hi, int(hi - lo) * per_decade + 1)
+
+
+def mirrored_histograms(
+    top: Mapping[str, ArrayLike],
+    bottom: Mapping[str, ArrayLike],
+    path: str | Path,
+    lines: Mapping[str, float] | None = None,
+    top_label: str = "uncertainty U",
+    bottom_label: str = "force error ΔF",
+    unit: str = "eV/Å",
+    title: str | None = None,
+) -> Path:
+    """Log-x histograms of one quantity per group above the axis and another below it, mirrored (paper
+    Fig. 3b: U on top, the true force error below), on shared bins; vertical lines (e.g. U_c) from `lines`.
+    Values ≤ 0 or NaN cannot sit on a log axis and are counted in the legend instead."""
+    groups = list(dict.fromkeys([*top, *bottom]))
+    if not groups:
+        raise uq.UQInputError("mirrored_histograms: nothing to draw")
+    t = {g: np.asarray(top.get(g, []), dtype=np.float64).ravel() for g in groups}
+    b = {g: np.asarray(bottom.get(g, []), dtype=np.float64).ravel() for g in groups}
+    bins = _log_bins([*t.values(), *b.values()])
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    # two halves of equal height, each scaled to its own counts (far fewer DFT labels than scored
+    # configurations), the lower one growing downwards: the mirror
+    fig = Figure(figsize=(6.4, 5.4), layout="constrained")
+    up, down = fig.subplots(2, 1, sharex=True, gridspec_kw={"hspace": 0})
+    for g, k in zip(groups, range(len(groups))):
+        for ax, values, ls, what in ((up, t[g], "-", top_label), (down, b[g], "--", bottom_label)):
+            ok = values[np.isfinite(values) & (values > 0)]
+            if ok.size:
+                counts, _ = np.histogram(ok, bins=bins)
+                ax.stairs(counts, bins, color=f"C{k % 10}", lw=1.6, ls=ls, label=f"{g}: {what} (n={ok.size})")
+    for ax in (up, down):
+        for name, x in (lines or {}).items():
+            ax.axvline(x, color="tab:red", lw=1.3, ls=":", label=name if ax is up else None)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5, prune="lower"))
+        ax.grid(True, which="major", alpha=0.3)
+    down.invert_yaxis()
+    up.set_ylabel(f"{top_label}\nconfigurations")
+    down.set_ylabel(f"{bottom_label}\nconfigurations")
+    down.set_xlabel(f"{top_label} (top) / {bottom_label} (bottom) ({unit})")
+    fig.legend(fontsize=7.5, ncols=2, loc="outside lower center")
+    if title:
+        up.set_title(title)
+    return _save(fig, path)
+
+
+def distributions(
+    groups: Mapping[str, ArrayLike],
+    path: str | Path,
+    threshold: float | None = None,
+    xlabel: str = "max γ per candidate",
+    title: str | None = None,
+) -> Path:
+    """Log-x step histograms of one quantity per group (e.g. the max extrapolation grade γ of each
+    iteration's fresh candidates) with an optional threshold line; the share above it is in the legend."""
+    if not groups:
+        raise uq.UQInputError("distributions: nothing to draw")
+    values = {g: np.asarray(v, dtype=np.float64).ravel() for g, v in groups.items()}
+    bins = _log_bins(list(values.values()))
+    fig, (ax,) = _figure(width=6.4, height=4.0)
+    for k, (g, v) in enumerate(values.items()):
+        ok = v[np.isfinite(v) & (v > 0)]
+        if ok.size == 0:
+            continue
+        above = f", {np.mean(v > threshold):.1%} > {threshold:g}" if threshold is not None and v.size else ""
+        ax.hist(ok, bins=bins, histtype="step", lw=1.6, color=f"C{k % 10}", label=f"{g} (n={v.size}{above})")
+    if threshold is not None:
+        ax.axvline(threshold, color="tab:red", lw=1.3, ls=":", label=f"threshold {threshold:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def stacked_bars(
+    categories: Sequence[int] | Sequence[str],
+    stacks: Mapping[str, Sequence[float]],
+    path: str | Path,
+    line: tuple[str, Sequence[float]] | None = None,
+    ylabel: str = "atoms",
+    line_label: str = "cumulative",
+    title: str | None = None,
+) -> Path:
+    """Stacked bars per iteration (e.g. atoms labelled by uMLIP and by DFT) with an optional line on a
+    second axis (e.g. the cumulative DFT atoms)."""
+    if not stacks:
+        raise uq.UQInputError("stacked_bars: no stack to draw")
+    x = np.arange(len(categories))
+    fig, (ax,) = _figure(width=6.4, height=4.4)
+    bottom = np.zeros(len(categories))
+    for k, (name, values) in enumerate(stacks.items()):
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != bottom.shape:
+            raise uq.UQInputError(f"stacked_bars: {name!r} has {v.size} values for {len(categories)} categories")
+        ax.bar(x, v, bottom=bottom, color=f"C{k % 10}", label=name, width=0.7)
+        bottom += v
+    ax.set_xticks(x, [str(c) for c in categories])
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    handles, labels = ax.get_legend_handles_labels()
+    if line is not None:
+        twin = ax.twinx()
+        name, values = line
+        (h,) = twin.plot(x, np.asarray(values, dtype=np.float64), "o-", color="k", lw=1.5, ms=4)
+        twin.set_ylabel(line_label)
+        twin.set_ylim(bottom=0)
+        handles, labels = [*handles, h], [*labels, name]
+    fig.legend(handles, labels, fontsize=8, ncols=3, loc="outside lower center")
+    ax.grid(True, axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def _uc_positions(u_c: np.ndarray) -> tuple[np.ndarray, list[float], list[str]]:
+    """x positions for U_c on a log axis with 0 one decade left of the smallest finite U_c and ∞ one
+    decade right of the largest (paper Fig. 4b); returns positions in log10 units, ticks and labels."""
+    finite = u_c[np.isfinite(u_c) & (u_c > 0)]
+    lo = np.log10(finite.min()) if finite.size else 0.0
+    hi = np.log10(finite.max()) if finite.size else 0.0
+    with np.errstate(divide="ignore"):
+        x = np.where(u_c <= 0, lo - 1, np.where(np.isinf(u_c), hi + 1, np.log10(np.where(u_c > 0, u_c, 1.0))))
+    ticks = sorted(set(x.tolist()))
+    labels = ["0" if t == lo - 1 and (u_c <= 0).any() else "∞" if t == hi + 1 and np.isinf(u_c).any() else f"{10 ** t:g}" for t in ticks]
+    return x, ticks, labels
+
+
+def sweep_plot(rows: Sequence[Mapping[str, float]], path: str | Path, title: str | None = None) -> Path:
+    """ACE errors against U_c (paper Fig. 4b): the labels' own error against DFT, the training error, the
+    error on all DFT-labelled data and on the test set, energy and force side by side; mean over seeds with
+    their spread as error bars; the DFT share by atoms on the top axis."""
+    if not rows:
+        raise uq.UQInputError("sweep_plot: no sweep rows")
+    u_c = np.array([float(r["u_c"]) for r in rows])
+    x, ticks, tick_labels = _uc_positions(u_c)
+    keys = sorted(set(x.tolist()))
+    share = {k: np.nanmean([float(r["dft_share_atoms"]) for r, xi in zip(rows, x) if xi == k]) for k in keys}
+    curves = (
+        ("label", "labels vs DFT (data error)", "-", "tab:blue"),
+        ("train", "ACE training error", "--", "tab:green"),
+        ("all", "ACE on all DFT data", "-.", "tab:red"),
+        ("test", "ACE on the test set", ":", "tab:purple"),
+    )
+    fig, axes = _figure(ncols=2, width=4.8, height=4.0)
+    for ax, (q, unit) in zip(axes, (("e", "meV/atom"), ("f", "eV/Å"))):
+        for key, label, ls, color in curves:
+            vals = np.array([np.nan if r.get(f"{key}_rmse_{q}") is None else float(r[f"{key}_rmse_{q}"]) for r in rows])
+            mean = np.array([np.nanmean(vals[x == k]) if np.isfinite(vals[x == k]).any() else np.nan for k in keys])
+            std = np.array([np.nanstd(vals[x == k]) if np.isfinite(vals[x == k]).sum() > 1 else 0.0 for k in keys])
+            if np.isfinite(mean).any():
+                ax.errorbar(keys, mean, yerr=std, ls=ls, color=color, marker="o", ms=4, lw=1.5, capsize=3, label=label)
+        ax.set_yscale("log")
+        ax.set_xticks(ticks, tick_labels)
+        ax.set_xlabel("$U_c$ (eV/Å)")
+        ax.set_ylabel(f"{'energy' if q == 'e' else 'force'} RMSE ({unit})")
+        ax.grid(True, which="major", alpha=0.3)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(keys, [f"{100 * share[k]:.0f}%" if np.isfinite(share[k]) else "" for k in keys])
+        top.set_xlabel("DFT share (by atoms)")
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

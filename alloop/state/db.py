@@ -27,6 +27,12 @@ def _migrations() -> list[tuple[int, Path]]:
     return out
 
 
+def latest_version() -> int:
+    """The schema version this alloop migrates databases to."""
+    migrations = _migrations()
+    return migrations[-1][0] if migrations else 0
+
+
 def make_engine(path: Path) -> Engine:
     """Engine whose transactions start with BEGIN IMMEDIATE: a read-modify-write never loses an update
     to a second writer process, and waits (busy_timeout) instead of failing with 'database is locked'."""

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from alloop.errors import StateError
-from alloop.state.db import make_engine, migrate
+from alloop.state.db import BUSY_TIMEOUT_MS, make_engine, migrate
 
 STAGES = ("generate", "score", "label", "train", "evaluate", "done")
 
@@ -571,6 +572,8 @@ class Store:
 
     def sweep_results(self, cid: int) -> list[dict[str, Any]]:
         """Every recorded sweep fit's row (see alloop.train.sweep.ROW_KEYS), oldest first."""
+        if self.schema_version < 3:  # read without migrating: no sweep table yet
+            return []
         with self._tx() as c:
             rows = c.execute(text("SELECT metrics_json FROM sweep_fit WHERE campaign_id=:c ORDER BY id"), {"c": cid}).scalars().all()
         return [json.loads(r) for r in rows]
@@ -617,7 +620,8 @@ class Store:
                 ).all()
             )
             by_kind = dict(c.execute(text("SELECT kind, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY kind"), {"c": cid}).all())
-            provenance = c.execute(
+            # a database older than schema 3 (read without migrating it) records no provenance
+            provenance = [] if self.schema_version < 3 else c.execute(
                 text(
                     "SELECT json_extract(c.source_json, '$.file'), json_extract(c.source_json, '$.group'), COUNT(*), "
                     "SUM(l.source='dft'), SUM(l.source='umlip') FROM configuration c "
@@ -629,6 +633,99 @@ class Store:
         sources = [{"file": f, "group": g, "configurations": int(n), "dft": int(d or 0), "umlip": int(u or 0)} for f, g, n, d, u in provenance]
         return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs,
                 "kinds": by_kind, "sources": sources}
+
+    # ---------------------------------------------------------------- read-only access for reports
+    # One query per table, returned as columns (lists), so a report over 10,000 configurations is a
+    # handful of SELECTs; blobs are decoded only for the rows a figure needs.
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Store:
+        """A connection that can never write (SQLite `mode=ro`, `PRAGMA query_only`): safe beside a running
+        controller, and no migration is applied; `schema_version` is the database's own."""
+        p = Path(path)
+        if not p.is_file():
+            raise StateError(f"no campaign database at {p}")
+        store = cls.__new__(cls)
+        store.path = p
+        store.engine = create_engine(f"sqlite:///file:{p.resolve()}?mode=ro&uri=true", future=True)
+
+        @sa_event.listens_for(store.engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: object) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA query_only = ON")
+            cur.close()
+
+        try:
+            with store.engine.connect() as c:
+                store.schema_version = int(c.exec_driver_sql("PRAGMA user_version").scalar_one())
+        except DBAPIError as exc:
+            store.engine.dispose()
+            raise StateError(f"{p} is not a readable campaign database ({exc.orig})") from exc
+        return store
+
+    def _read(self, query: str, params: dict[str, Any]) -> dict[str, list[Any]]:
+        with self.engine.connect() as c:
+            res = c.execute(text(query), params)
+            keys = list(res.keys())
+            rows = res.all()
+        return {k: [r[i] for r in rows] for i, k in enumerate(keys)}
+
+    def iterations(self, cid: int) -> dict[str, list[Any]]:
+        return self._read("SELECT idx, stage, message, started_at, finished_at FROM iteration WHERE campaign_id=:c ORDER BY idx", {"c": cid})
+
+    def configuration_table(self, cid: int) -> dict[str, list[Any]]:
+        """Every configuration without its geometry, with its label source, DFT job and U (the variant that routed it)."""
+        return self._read(
+            "SELECT c.id, c.iteration_idx, c.kind, c.n_atoms, c.status, c.route, l.source AS label_source, "
+            "j.status AS job_status, j.attempts AS job_attempts, "
+            "CASE u.variant WHEN 0 THEN u.u0 WHEN 2 THEN u.u2 ELSE u.u1 END AS u, u.u_c "
+            "FROM configuration c LEFT JOIN label l ON l.configuration_id=c.id "
+            "LEFT JOIN dft_job j ON j.configuration_id=c.id LEFT JOIN uncertainty u ON u.configuration_id=c.id "
+            "WHERE c.campaign_id=:c ORDER BY c.id",
+            {"c": cid},
+        )
+
+    def dft_label_table(self, cid: int, force_member: str | None) -> dict[str, list[Any]]:
+        """DFT labels with their meta and the force member's prediction (blobs undecoded)."""
+        return self._read(
+            "SELECT c.id, c.iteration_idx, c.n_atoms, l.backend, l.energy, l.forces, l.meta_json, "
+            "p.forces AS member_forces FROM label l JOIN configuration c ON c.id=l.configuration_id "
+            "LEFT JOIN prediction p ON p.configuration_id=c.id AND p.member=:m "
+            "WHERE c.campaign_id=:c AND l.source='dft' ORDER BY c.id",
+            {"c": cid, "m": force_member},
+        )
+
+    def geometries(self, config_ids: Sequence[int]) -> dict[int, str]:
+        """atoms_json of the given configurations."""
+        if not config_ids:
+            return {}
+        with self.engine.connect() as c:
+            rows = c.execute(text(f"SELECT id, atoms_json FROM configuration WHERE id IN ({_ids(config_ids)})")).all()
+        return {int(r[0]): r[1] for r in rows}
+
+    def potential_table(self, cid: int) -> dict[str, list[Any]]:
+        return self._read(
+            "SELECT iteration_idx, path, active_set, n_train, metrics_json, references_json FROM potential WHERE campaign_id=:c ORDER BY iteration_idx",
+            {"c": cid},
+        )
+
+    def gamma_table(self, cid: int) -> dict[str, list[Any]]:
+        return self._read(
+            "SELECT iteration_idx, n_candidates, threshold, share_above, gamma_max, stats_json FROM gamma_eval WHERE campaign_id=:c ORDER BY iteration_idx",
+            {"c": cid},
+        )
+
+    def events_at(self, cid: int, levels: Sequence[str], limit: int = 200) -> list[dict[str, Any]]:
+        """The newest `limit` events of the given levels, oldest first."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    f"SELECT ts, iteration_idx, level, kind, message FROM event WHERE campaign_id=:c AND level IN ({','.join(repr(v) for v in levels)}) "
+                    "ORDER BY id DESC LIMIT :n"
+                ),
+                {"c": cid, "n": limit},
+            ).mappings().all()
+        return [dict(r) for r in reversed(rows)]
 
 
 def _ids(ids: Sequence[int]) -> str:

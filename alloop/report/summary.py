@@ -1,0 +1,44 @@
+"""What `alloop status` says about a campaign, as one dictionary (also the head of `alloop report`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from alloop.state import Store
+
+
+def summarize(store: Store, n_events: int = 8) -> dict[str, Any]:
+    """State, label counts, DFT queue, γ trend, current potential and recent events of the store's campaign.
+    Reads only: works on a read-only store."""
+    camp = store.campaign()
+    cid = camp["id"]
+    cfg = json.loads(camp["config_json"])
+    it = store.current_iteration(cid)
+    counts = store.counts(cid)
+    pot = store.latest_potential(cid)
+    gamma = store.gamma_history(cid)
+    events = store.events(cid, n_events)
+    atoms = counts["label_atoms"]
+    total_atoms = sum(atoms.values())
+    return {
+        "campaign": camp["name"],
+        "status": camp["status"],
+        "converged": camp["status"] == "converged",
+        "message": camp["message"],
+        "database": str(store.path),
+        "iteration": None if it is None else it[0],
+        "stage": None if it is None else it[1],
+        "max_iterations": cfg.get("max_iterations"),
+        "configurations": counts["configurations"],
+        "n_configurations": sum(counts["configurations"].values()),
+        "kinds": counts["kinds"],
+        "sources": counts["sources"],
+        "labels": counts["labels"],
+        "dft_fraction_by_atoms": (atoms.get("dft", 0) / total_atoms) if total_atoms else None,
+        "dft_jobs": counts["dft_jobs"],
+        "potential": None if pot is None else {"path": pot["path"], "active_set": pot["active_set"], "iteration": pot["iteration_idx"], "n_train": pot["n_train"], "metrics": json.loads(pot["metrics_json"]), "energy_reference": json.loads(pot["references_json"] or "{}")},
+        "gamma": [{"iteration": g["iteration_idx"], "n_candidates": g["n_candidates"], "threshold": g["threshold"], "share_above": g["share_above"], **g["stats"]} for g in gamma],
+        "events": [{"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"])), **{k: e[k] for k in ("iteration_idx", "level", "kind", "message")}} for e in events],
+    }

@@ -1,0 +1,232 @@
+"""`alloop report`: a campaign database as a static HTML page, checked in a real browser (headless Chromium).
+
+The database is written through the Store as the controller writes it, from the paper's W set (real
+geometries, uMLIP predictions and DFT labels; tests/report_campaign.py); the parity plots use the paper's
+published W ACE. Nothing runs a uMLIP, DFT or a fit here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alloop import paper, uq
+from alloop.cli import main
+from alloop.cli.status import collect
+from alloop.errors import StateError
+from alloop.report import build_report
+from alloop.state import Store
+from tests.report_campaign import FORCE_MEMBER, build_campaign_db
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="module")
+def campaign_db(shared_data, tmp_path_factory):
+    return build_campaign_db(tmp_path_factory.mktemp("campaign") / "alloop.db", shared_data, n_configs=60, iterations=3)
+
+
+@pytest.fixture(scope="module")
+def report(campaign_db, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report"
+    assert main(["report", str(campaign_db), "-o", str(out)]) == 0
+    return out / "index.html"
+
+
+class _Page(HTMLParser):
+    """The <img> sources, `data-key` values, section titles and the body's attributes of a page."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.keys: dict[str, str] = {}
+        self.sections: list[str] = []
+        self.body: dict[str, str] = {}
+        self._key: str | None = None
+        self._h2 = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a["src"])
+        if tag == "body":
+            self.body = {k: v or "" for k, v in a.items()}
+        self._key = a.get("data-key")
+        self._h2 = tag == "h2"
+
+    def handle_data(self, data):
+        if self._key:
+            self.keys[self._key] = self.keys.get(self._key, "") + data
+        if self._h2:
+            self.sections.append(data)
+
+    def handle_endtag(self, tag):
+        self._key, self._h2 = None, False
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium")
+    assert exe, "headless Chromium is needed for the browser check: apt-get install chromium (in .ci/install)"
+    return exe
+
+
+def render(page: Path, tmp_path: Path) -> _Page:
+    """Load the page in headless Chromium and read back its DOM after load, with each image's naturalWidth
+    (0 for a broken image) recorded on <body> by a script in a copy of the page beside the original."""
+    probe = page.with_name("_browser_check.html")
+    script = ("<script>window.addEventListener('load', () => document.body.setAttribute('data-widths', "
+              "[...document.images].map(i => i.naturalWidth).join(',')));</script>")
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    try:
+        proc = subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000",
+             "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        probe.unlink()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return _Page(proc.stdout)
+
+
+def test_every_figure_loads_in_a_browser_and_the_numbers_match_status(report, campaign_db, tmp_path):
+    dom = render(report, tmp_path)
+    widths = [int(w) for w in dom.body["data-widths"].split(",")]
+    assert len(widths) == len(dom.images) >= 9, dom.images
+    assert all(w > 0 for w in widths), dict(zip(dom.images, widths))  # no broken image
+    assert sorted(dom.images) == sorted(p.name for p in report.parent.glob("*.png")), "every figure on the page, none left over"
+
+    status = collect(campaign_db)  # what `alloop status --json` prints
+    assert dom.keys["status"] == status["status"] == "max_iterations"
+    assert dom.keys["iteration"] == str(status["iteration"])
+    for source, n in status["labels"].items():
+        assert dom.keys[f"labels.{source}"] == str(n)
+    for state, n in status["configurations"].items():
+        assert dom.keys[f"configurations.{state}"] == str(n)
+    for state, n in status["dft_jobs"].items():
+        assert dom.keys[f"dft_jobs.{state}"] == str(n)
+    assert dom.keys["dft_fraction_by_atoms"] == f"{status['dft_fraction_by_atoms']:.2%}"
+    assert 0 < status["dft_fraction_by_atoms"] < 1 and set(status["labels"]) == {"dft", "umlip"}
+    assert dom.sections == ["State", "Iterations and the DFT ledger", "Uncertainty U and the true force error",
+                            "ACE training and test errors", "Extrapolation grade γ of fresh candidates",
+                            "Current potential against the DFT labels", "Warnings and errors"]
+    # the published W ACE against its own training labels: a few meV/atom and ~0.1-0.2 eV/Å
+    assert float(dom.keys["parity.energy_rmse"]) < 30 and float(dom.keys["parity.force_rmse"]) < 0.5
+
+
+def test_a_screenshot_of_the_page(report, tmp_path):
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4000",
+         "--virtual-time-budget=10000", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 100_000
+
+
+def test_force_error_is_the_force_members_against_dft(campaign_db, shared_data):
+    from alloop.report import data
+
+    store = Store.open_readonly(campaign_db)
+    try:
+        camp = store.campaign()
+        t = data.load_tables(store, camp["id"], json.loads(camp["config_json"]))
+    finally:
+        store.close()
+    assert t.force_member == "10-eqV2-31-omat"
+    d = np.load(shared_data / "uq_umlip_W" / "W_uq_umlip.npz")
+    member = d[paper.w_npz_force_key(d["model_names"], FORCE_MEMBER)]
+    expected = uq.force_error(d["forces_dft"], member, d["offsets"])
+    with sqlite3.connect(campaign_db) as con:
+        index = {i: int(h.rsplit("-", 1)[1]) for i, h in con.execute(
+            "SELECT c.id, c.hash FROM configuration c JOIN label l ON l.configuration_id = c.id WHERE l.source = 'dft'")}
+    assert sorted(index) == sorted(t.dft["id"])
+    np.testing.assert_allclose(t.dft["delta_f"], expected[[index[i] for i in t.dft["id"]]], rtol=1e-6)
+    per_it = data.iteration_table(t)
+    assert per_it["cum_dft_atoms"].iloc[-1] == t.dft["n_atoms"].sum()
+    assert (per_it["umlip_configs"] + per_it["dft_configs"] == per_it["selected"]).all()
+    assert np.isclose(per_it["cum_dft_core_h"].iloc[-1], (40.0 * t.dft["n_atoms"] * 16 / 3600).sum())
+
+
+def test_the_report_never_writes_and_works_beside_a_writing_controller(campaign_db, tmp_path):
+    digest = hashlib.sha256(campaign_db.read_bytes()).hexdigest()
+    writer = sqlite3.connect(campaign_db, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # a controller in the middle of a transition
+        writer.execute("INSERT INTO event (campaign_id, ts, level, kind, message) VALUES (1, 0, 'error', 'test', 'uncommitted')")
+        index = build_report(campaign_db, tmp_path / "r")
+        assert "uncommitted" not in index.read_text()
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert hashlib.sha256(campaign_db.read_bytes()).hexdigest() == digest
+    ro = Store.open_readonly(campaign_db)
+    try:
+        with pytest.raises(StateError, match="could not be written"):
+            ro.log_event(1, None, "info", "test", "a read-only store refuses to write")
+    finally:
+        ro.close()
+
+
+def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
+    old = tmp_path / "old.db"
+    shutil.copy(campaign_db, old)
+    with sqlite3.connect(old) as con:  # as written by an alloop of schema version 1
+        con.execute("DROP TABLE controller_lock")
+        con.execute("DROP TABLE sweep_fit")
+        con.execute("ALTER TABLE configuration DROP COLUMN source_json")
+        con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")
+        con.execute("PRAGMA user_version = 1")
+    page = build_report(old, tmp_path / "before").read_text()
+    assert "database schema version 1" in page and "migrates it" in page
+    Store.open(old).close()  # what `alloop status` or `alloop run` does first
+    page = build_report(old, tmp_path / "after").read_text()
+    assert "database schema version" not in page and "Current potential against the DFT labels" in page
+
+
+def test_a_sweep_adds_its_table_and_figure(campaign_db, report, tmp_path, monkeypatch):
+    def sweep_results(self, cid):  # the contract of `alloop sweep` (issue 9)
+        rows = []
+        for u_c, share in ((0.0, 1.0), (0.1, 0.95), (1.0, 0.043), (10.0, 0.028), (float("inf"), 0.0)):
+            for seed in (0, 1):
+                err = 1.0 + 60 * (1 - share) ** 6 + 0.2 * seed
+                rows.append({"u_c": u_c, "seed": seed, "n_configs": 1129, "dft_share_configs": min(1, 2 * share), "dft_share_atoms": share,
+                             "label_rmse_e": 0.0 if share == 1 else err, "label_rmse_f": 0.02 * err, "train_rmse_e": 5 + err,
+                             "train_rmse_f": 0.15 + 0.01 * err, "all_rmse_e": 6 + err, "all_rmse_f": 0.16 + 0.01 * err,
+                             "test_rmse_e": 6.5 + err, "test_rmse_f": 0.17 + 0.01 * err})
+        return rows
+
+    assert "U_c sweep" not in report.read_text()  # no sweep results: no section
+    monkeypatch.setattr(Store, "sweep_results", sweep_results, raising=False)
+    index = build_report(campaign_db, tmp_path / "sweep")
+    dom = render(index, tmp_path)
+    assert "U_c sweep" in dom.sections and "sweep.png" in dom.images
+    assert all(int(w) > 0 for w in dom.body["data-widths"].split(","))
+    text = index.read_text()
+    assert "4.30%" in text and "inf" in text  # DFT share by atoms at U_c = 1, and the all-uMLIP end
+
+
+def test_a_new_campaign_and_bad_targets(tmp_path, capsys):
+    db = tmp_path / "new.db"
+    s = Store.open(db)
+    s.open_campaign("fresh", '{"max_iterations": 3, "elements": ["W"], "ensemble": "offline"}')
+    s.close()
+    page = build_report(db, tmp_path / "r").read_text()
+    assert "No iteration yet." in page and "<img" not in page
+
+    assert main(["report", str(tmp_path / "absent.db")]) == 2
+    assert "no campaign database at" in capsys.readouterr().err
+    (tmp_path / "junk.db").write_text("not a database")
+    assert main(["report", str(tmp_path / "junk.db")]) == 2
+    assert "alloop report:" in capsys.readouterr().err
