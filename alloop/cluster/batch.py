@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from alloop.errors import AlloopError, ConfigError, MissingFileError
-from alloop.label.vasp import template_path
+from alloop.resources import template_path
 
 SchedulerName = Literal["slurm", "pbs", "lsf"]
 _WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):(\d{2}):(\d{2})$")
