@@ -350,3 +350,9 @@ def test_missing_command_says_how_to_set_it(tmp_path: Path, potcars: Path, monke
     monkeypatch.delenv("VASP_COMMAND", raising=False)
     with pytest.raises(MissingFileError, match="ASE_VASP_COMMAND"):
         VaspBackend(VaspSettings(potcar_dir=potcars)).compute(first_image("OUTCAR.converged.gz"), tmp_path)
+
+
+def test_without_the_vasp_extra_the_error_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "custodian.vasp", None)  # as if custodian were not installed
+    with pytest.raises(MissingFileError, match=r"pip install 'alloop\[vasp\]'"):
+        diagnose(tmp_path)

@@ -25,7 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alloop.errors import ConfigError, MissingFileError
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult, write_json_atomic
-from alloop.label.vasp_diagnosis import EXECUTE_FILE, STDERR_FILE, STDOUT_FILE, VaspStatus, diagnose, tail
+from alloop.label.vasp_diagnosis import (
+    EXECUTE_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    VaspStatus,
+    diagnose,
+    require_vasp_libraries,
+    tail,
+)
 from alloop.process import run_child
 from alloop.resources import template_path
 
@@ -60,6 +68,7 @@ class VaspSettings(BaseModel):
 
     def incar_file(self) -> Incar:
         """The INCAR that `prepare` writes: the template's tags, then the overrides."""
+        require_vasp_libraries()
         from pymatgen.io.vasp.inputs import Incar
 
         path = self.incar_template or template_path("vasp/INCAR")
