@@ -47,6 +47,8 @@ def candidate_pool(
         starts = starting_structures(elements, generate, rng(10))
         res = explore(potential[0], potential[1], starts, explore_settings, rng(20))
         log.info("exploration from %d starts gave %d candidates", len(starts), len(res.candidates))
+        for frame in res.candidates:  # what the database and `alloop status` count them as
+            frame.info["kind"] = f"md:{frame.info.get('start_kind', 'unknown')}"
         pool = list(res.candidates) + pool
     if n_max is not None and len(pool) > n_max:
         keep = rng(30).choice(len(pool), size=n_max, replace=False)

@@ -60,7 +60,7 @@ def score(path: Path) -> None:
     campaign = load_campaign(path)
     store = Store.open(campaign.database_path)
     try:
-        with Client(n_workers=2, threads_per_worker=1, dashboard_address=":0") as client:
+        with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:  # replayed members: numpy only
             ctl = Controller(campaign, store, client)
             if store.current_iteration(ctl.cid) is None:
                 store.start_iteration(ctl.cid, 0)
