@@ -83,6 +83,33 @@ def select_maxvol(
     return ranked[:budget]
 
 
+def active_set_log_volume(
+    structures: Sequence[Atoms],
+    potential: str | Path | None = None,
+    elements: list[str] | None = None,
+    settings: FitSettings | None = None,
+    gamma_tolerance: float = 1.01,
+    max_iters: int = 300,
+) -> dict[str, float]:
+    """Per element: log|det| of the square MaxVol active set that the atoms of `structures` alone form in
+    the B-basis of `potential` (or of an untrained basis of shape `settings`). Larger is more diverse data;
+    -inf (zero volume) when an element has fewer atoms than basis functions or only linearly dependent
+    environments (e.g. symmetry-equivalent sites)."""
+    model = untrained_model(settings or FitSettings(), tuple(sorted(set(elements or [])))) if potential is None else load_ace(potential)
+    structures = list(structures)
+    check_structures(model, structures)
+    _, proj = projections(model, structures)
+    out = dict.fromkeys(model.elements, -np.inf)
+    for st, b in proj.items():
+        if len(b) < model.n_functions[st]:
+            continue
+        rows = _maxvol(b, np.zeros(len(b)), gamma_tolerance, max_iters)[0]
+        if rows.shape[0] == rows.shape[1]:  # else rank-deficient: maxvol fell back to the independent rows
+            sign, logdet = np.linalg.slogdet(rows)
+            out[model.elements[st]] = float(logdet) if sign != 0 else -np.inf
+    return out
+
+
 def _maxvol(rows: np.ndarray, ids: np.ndarray, tol: float, max_iters: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows (and their structure ids) spanning the largest volume."""
     from pyace.maxvol import maxvol
