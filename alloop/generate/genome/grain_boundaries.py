@@ -7,7 +7,10 @@ the boundary plane until each in-plane period exceeds the cutoff as well.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -55,9 +58,23 @@ def _boundary_separation(atoms, upper: np.ndarray) -> float:
     return float(min(inside, 1 - inside) * height(np.asarray(atoms.cell), 2))
 
 
+@contextlib.contextmanager
+def _quiet_pymatgen() -> Iterator[None]:
+    """pymatgen logs "Make sure this is for cubic system" at INFO and warns about large search matrices
+    on every call; neither says anything to an alloop user."""
+    logger = logging.getLogger("pymatgen.core.interface")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _bicrystal(crystal: Crystal, spec: GrainBoundarySpec) -> Topology:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pymatgen warns about large search matrices, which we accept
+    with _quiet_pymatgen():
         return _build(crystal, spec)
 
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from alloop.generate.genome.cell import Crystal, Topology
 
-# x: slip direction, z: plane normal (y = z × x); each x is twice the shortest lattice translation
+# x: slip direction, z: plane normal (y = z × x); ASE's oriented cell is one shortest translation long
+# along x (b = a√3/2 along bcc <111>, a√6/2 along fcc <112>)
 PLANES = {
     "bcc": {"110": [[1, -1, 1], [1, -1, -2], [1, 1, 0]], "112": [[1, 1, 1], [1, -1, 0], [1, 1, -2]]},
     "fcc": {"111": [[1, 1, -2], [-1, 1, 0], [1, 1, 1]]},
@@ -27,17 +28,19 @@ def build(crystal: Crystal) -> list[Topology]:
 
 def _fault(crystal: Crystal, plane: str, dirs: list[list[int]], fraction: float) -> Topology:
     unit = crystal.oriented(dirs, (1, 1, 1))
-    repeats = int(np.floor(crystal.cutoff / unit.cell.lengths()[2])) + 1  # consecutive faults > cutoff apart
-    atoms = crystal.oriented(dirs, (1, 1, repeats))
+    lengths = unit.cell.lengths()
+    # in-plane periods and the spacing of consecutive faults all beyond the cutoff
+    size = tuple(int(np.floor(crystal.cutoff / length)) + 1 for length in lengths)
+    atoms = crystal.oriented(dirs, size)
     if len(atoms) > crystal.max_atoms:
         raise crystal.too_big(len(atoms), f"the {{{plane}}} stacking-fault cell")
-    period = atoms.cell.lengths()[0] / 2
+    period = lengths[0]
     cell = np.array(atoms.cell)
     cell[2, 0] += fraction * period
     atoms.set_cell(cell, scale_atoms=False)
     atoms.wrap()
     params = crystal.base_params() | {
         "plane": plane, "slip_direction": dirs[0], "plane_normal": dirs[2], "shift_fraction": round(fraction, 6),
-        "shift": round(fraction * period, 6), "fault_spacing": round(float(cell[2, 2]), 4),
+        "shift": round(fraction * period, 6), "size": list(size), "fault_spacing": round(float(cell[2, 2]), 4),
     }
     return "stacking_fault", atoms, params
