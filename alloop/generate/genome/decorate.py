@@ -20,6 +20,9 @@ def draw_compositions(elements: Sequence[str], deco: DecorationSettings, n: int,
     species (1..len(elements), uniform), which, and their fractions (Dirichlet(1) on that face), redrawn
     until inside `deco.bounds`."""
     els = list(elements)
+    stray_bounds = set(deco.bounds) - set(els)
+    if stray_bounds:
+        raise ConfigError([f"bounds name {sorted(stray_bounds)}, which are not among the elements {els}"], "generate.genome.decoration")
     if isinstance(deco.compositions, list):
         stray = {el for comp in deco.compositions for el in comp} - set(els)
         if stray:

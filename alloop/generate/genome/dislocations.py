@@ -51,6 +51,7 @@ def _screw_quadrupole(crystal: Crystal) -> Topology:
     if len(atoms) > crystal.max_atoms:
         raise crystal.too_big(len(atoms), "the ½<111> screw quadrupole")
     atoms.pbc = True
+    atoms.wrap()
     params = crystal.base_params() | {
         "dislocation": "screw_111", "burgers": "1/2<111>", "cell": "quadrupole", "n1u": n1u,
         "core_separation": round(separation, 4), "builder": "matscipy.dislocation.make_screw_quadrupole",

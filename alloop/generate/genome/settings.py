@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -94,7 +94,9 @@ class GenomeSettings(_Strict):
     stress_intensity: Range = Field((0.5, 2.5), description="mode-I K in MPa·m^1/2, drawn per crack cell")
     cracks_per_system: int = Field(2, ge=1)
     stacking_fault_points: int = Field(3, ge=1, description="shifts per plane, evenly inside (0, 1) of the period")
-    surface_facets: list[str] | None = Field(None, description="default: 100 110 111 112 (bcc), 100 110 111 (fcc)")
+    surface_facets: list[Annotated[str, Field(pattern=r"^[0-9]{3}$")]] | None = Field(
+        None, description="Miller indices as three digits; default: 100 110 111 112 (bcc), 100 110 111 (fcc)"
+    )
     vacancy_cluster_sizes: list[int] = Field(default_factory=lambda: [2, 3, 4])
     interstitial_cluster_sizes: list[int] = Field(default_factory=lambda: [2, 3])
     dimers_per_pair: int = Field(3, ge=0)
