@@ -128,9 +128,10 @@ def test_dimers_and_trimers_cover_every_species_pair_with_seeded_distances():
     assert [config_hash(a) for a in again] == [config_hash(a) for a in dimers]
 
 
-def test_max_atoms_bounds_every_family():
-    with pytest.raises(ConfigError, match="max_atoms"):
-        _genome("dislocation", max_atoms=40)
+def test_cells_above_max_atoms_are_skipped_with_a_warning(caplog):
+    out = _genome("dislocation", max_atoms=60, elastic_constants={"C11": 523, "C12": 203, "C44": 160})
+    assert [a.info["generator"]["dislocation"] for a in out] == ["screw_111", "edge_100_100"]  # 54 atoms each
+    assert "skipping a dislocation of 82 atoms" in caplog.text
 
 
 def test_compositions_cover_the_simplex_and_respect_bounds():

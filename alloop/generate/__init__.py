@@ -1,7 +1,7 @@
 """Candidate structures without a potential: random motifs for the first training set and the
 starting cells for γ-driven MD exploration.
 
-Every structure is fully periodic, has at most `max_atoms` atoms, passes
+Every structure is fully periodic, has at most `max_atoms` atoms (`genome.max_atoms` for the genome), passes
 `alloop.structures.validate_atoms(atoms, settings.min_distance)` and carries
 `info["kind"]` (one of the `KindCounts` fields, or bulk/vacancy/interstitial/surface for starts)
 and `info["generator"]` (the JSON-serialisable parameters that made it). The output depends only on

@@ -52,8 +52,12 @@ def topologies(elements: Sequence[str], settings: GeneratorSettings, rng: np.ran
     }
     out: list[Topology] = []
     for family in settings.genome.families:  # type: ignore[union-attr]
-        if family in builders:
-            out.extend(builders[family]())
+        for kind, atoms, params in builders.get(family, list)():
+            if len(atoms) > crystal.max_atoms:  # the smallest cell that keeps the defect a cutoff from its images
+                log.warning("skipping a %s of %d atoms (more than generate.genome.max_atoms=%d): %s", kind, len(atoms),
+                            crystal.max_atoms, {k: v for k, v in params.items() if k not in ("lattice", "a")})
+                continue
+            out.append((kind, atoms, params))
     return out
 
 

@@ -9,7 +9,6 @@ import numpy as np
 from ase import Atoms
 from ase.lattice.cubic import BodyCenteredCubic, FaceCenteredCubic
 
-from alloop.errors import ConfigError
 from alloop.generate.genome.settings import ElasticConstants, GenomeSettings
 
 Params = dict[str, Any]
@@ -46,12 +45,6 @@ class Crystal:
         """The crystal with x, y, z along `directions` (orthogonal Miller directions), repeated `size`."""
         atoms = _ORIENTED[self.lattice](directions=directions, size=size, symbol=PLACEHOLDER, latticeconstant=self.a, pbc=True)
         return Atoms(atoms)
-
-    def too_big(self, n: int, what: str) -> ConfigError:
-        return ConfigError(
-            [f"{what} needs {n} atoms, more than generate.genome.max_atoms={self.max_atoms}: raise it or drop the family"],
-            "generate.genome",
-        )
 
 
 def height(cell: np.ndarray, axis: int) -> float:

@@ -57,8 +57,6 @@ def _crack_tip(crystal: Crystal, name: str, surface: tuple[int, ...], front: tup
     atoms.positions[:, 0] += ux
     atoms.positions[:, 1] += uy
     atoms = pad_with_vacuum(atoms, (0, 1), crystal.vacuum)
-    if len(atoms) > crystal.max_atoms:
-        raise crystal.too_big(len(atoms), f"the {name} crack-tip cylinder")
     params = crystal.base_params() | crystal.elastic_params() | {
         "system": name, "directions": dirs, "radius": radius, "K_I_MPa_sqrt_m": round(k_mpa, 4),
         "vacuum": crystal.vacuum, "builder": "matscipy.fracture_mechanics.crack.CubicCrystalCrack",

@@ -48,12 +48,12 @@ def _screw_quadrupole(crystal: Crystal) -> Topology:
         if separation > crystal.cutoff:
             break
     atoms = Atoms(atoms)
-    if len(atoms) > crystal.max_atoms:
-        raise crystal.too_big(len(atoms), "the ½<111> screw quadrupole")
     atoms.pbc = True
     atoms.wrap()
     params = crystal.base_params() | {
         "dislocation": "screw_111", "burgers": "1/2<111>", "cell": "quadrupole", "n1u": n1u,
+        # matscipy's screw field u_z = b θ / 2π needs no elastic constants (a <111> screw in a cubic crystal)
+        "field": "b*theta/(2*pi)",
         "core_separation": round(separation, 4), "builder": "matscipy.dislocation.make_screw_quadrupole",
     }
     return "dislocation", atoms, params
@@ -72,8 +72,6 @@ def _cylinder(crystal: Crystal, name: str, cls_name: str) -> Topology:
     atoms.pbc = [False, False, True]
     atoms, merged = _merge_doubled(atoms, _MERGE_FRACTION * crystal.nearest_neighbour)
     atoms = pad_with_vacuum(atoms, (0, 1), crystal.vacuum)
-    if len(atoms) > crystal.max_atoms:
-        raise crystal.too_big(len(atoms), f"the {name} dislocation cylinder")
     params = crystal.base_params() | crystal.elastic_params() | {
         "dislocation": name, "cell": "cylinder", "radius": radius, "merged_pairs": merged,
         "vacuum": crystal.vacuum, "builder": f"matscipy.dislocation.{cls_name}",

@@ -103,8 +103,6 @@ def _build(crystal: Crystal, spec: GrainBoundarySpec) -> Topology:
         raise ConfigError([f"{where}: grains did not grow beyond the cutoff within {_MAX_EXPAND} expansions"], "generate.genome")
     reps = tuple(int(np.ceil(crystal.cutoff / p)) for p in _in_plane_periods(np.asarray(atoms.cell)))
     atoms = atoms.repeat((*reps, 1))
-    if len(atoms) > crystal.max_atoms:
-        raise crystal.too_big(len(atoms), f"the {where} bicrystal")
     atoms.arrays["grain"] = np.tile(upper.astype(int), reps[0] * reps[1])
     atoms.pbc = True
     atoms.wrap()

@@ -32,8 +32,6 @@ def _fault(crystal: Crystal, plane: str, dirs: list[list[int]], fraction: float)
     # in-plane periods and the spacing of consecutive faults all beyond the cutoff
     size = tuple(int(np.floor(crystal.cutoff / length)) + 1 for length in lengths)
     atoms = crystal.oriented(dirs, size)
-    if len(atoms) > crystal.max_atoms:
-        raise crystal.too_big(len(atoms), f"the {{{plane}}} stacking-fault cell")
     period = lengths[0]
     cell = np.array(atoms.cell)
     cell[2, 0] += fraction * period

@@ -31,8 +31,6 @@ def _slab(crystal: Crystal, facet: str) -> Topology:
     reps = tuple(int(np.ceil(crystal.cutoff / (area / np.linalg.norm(cell[1 - ax])))) for ax in (0, 1))
     slab = slab.repeat((*reps, 1))
     slab.pbc = True
-    if len(slab) > crystal.max_atoms:
-        raise crystal.too_big(len(slab), f"the ({facet}) slab")
     thickness = float(np.ptp(slab.positions[:, 2]))
     params = crystal.base_params() | {
         "facet": facet, "layers": layers, "in_plane_repeats": list(reps), "thickness": round(thickness, 4),
