@@ -176,6 +176,14 @@ def test_maxvol_decoration_spans_more_volume_than_random_at_equal_count():
     assert np.isfinite(vol["maxvol"]) and vol["maxvol"] > vol["random"]
 
 
+def test_stratified_decoration_keeps_pure_to_quaternary_versions_of_each_topology():
+    g = GenomeSettings(families=["surface"], surface_facets=["110"],
+                       decoration=DecorationSettings(draws=16, keep=1, stratify=True))
+    out = generate_candidates(MONBTAW, GeneratorSettings(counts=NO_MOTIFS, genome=g), np.random.default_rng(0), fit=SMALL_BASIS)
+    assert [len(set(a.get_chemical_symbols())) for a in out] == [1, 2, 3, 4]
+    assert [a.info["generator"]["decoration"]["draws"] for a in out] == [4] * 4
+
+
 def test_maxvol_without_a_basis_is_a_clear_error():
     g = GenomeSettings(families=["surface"], surface_facets=["110"])
     with pytest.raises(ConfigError, match="train settings"):

@@ -83,17 +83,20 @@ def genome_candidates(
             return select_maxvol(structures, keep, potential=potential, active_set=active_set, elements=els, settings=fit)
 
     out: list[tuple[str, Atoms, dict]] = []
+    n_draws = deco.draws if len(els) > 1 else 1
+    strata: list[int | None] = list(range(1, len(els) + 1)) if deco.stratify and len(els) > 1 else [None]
     for kind, atoms, params in topologies(els, settings, rng):
-        n_draws = deco.draws if len(els) > 1 else 1
-        comps = draw_compositions(els, deco, n_draws, rng)
-        decorated = decorations(atoms, comps, rng)
-        chosen = choose([a for a, _ in decorated], deco.keep, deco.method, select)
-        if len(chosen) < deco.keep and len(els) > 1:
-            log.info("%s %s: %d of %d decorations add to the active set", kind, params.get("sigma", ""), len(chosen), deco.keep)
-        for rank, i in enumerate(chosen):
-            info = {"composition": comps[i], "counts": decorated[i][1],
-                    "decoration": {"method": deco.method, "draws": n_draws, "draw": int(i), "rank": rank}}
-            out.append((kind, decorated[i][0], params | info))
+        for n_species in strata:
+            n = n_draws if n_species is None else max(deco.keep, n_draws // len(strata))
+            comps = draw_compositions(els, deco, n, rng, n_species)
+            decorated = decorations(atoms, comps, rng)
+            chosen = choose([a for a, _ in decorated], deco.keep, deco.method, select)
+            if len(chosen) < deco.keep and len(els) > 1:
+                log.info("%s %s: %d of %d decorations add to the active set", kind, params.get("sigma", ""), len(chosen), deco.keep)
+            for rank, i in enumerate(chosen):
+                info = {"composition": comps[i], "counts": decorated[i][1],
+                        "decoration": {"method": deco.method, "draws": n, "draw": int(i), "rank": rank, "n_species": n_species}}
+                out.append((kind, decorated[i][0], params | info))
     distances = settings.dimer_distances
     if "dimer" in g.families:
         out.extend(dimers(els, g.dimers_per_pair, distances, settings.vacuum, rng))

@@ -15,10 +15,11 @@ Selector = Callable[[list[Atoms], int], list[int]]  # (decorations, how many) ->
 _MAX_REDRAWS = 10_000
 
 
-def draw_compositions(elements: Sequence[str], deco: DecorationSettings, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
+def draw_compositions(elements: Sequence[str], deco: DecorationSettings, n: int, rng: np.random.Generator,
+                      n_species: int | None = None) -> list[dict[str, float]]:
     """`n` compositions {element: fraction}: cycled from the given list, or drawn on the simplex: how many
-    species (1..len(elements), uniform), which, and their fractions (Dirichlet(1) on that face), redrawn
-    until inside `deco.bounds`."""
+    species (`n_species`, else 1..len(elements) uniformly), which, and their fractions (Dirichlet(1) on
+    that face), redrawn until inside `deco.bounds`."""
     els = list(elements)
     stray_bounds = set(deco.bounds) - set(els)
     if stray_bounds:
@@ -31,7 +32,7 @@ def draw_compositions(elements: Sequence[str], deco: DecorationSettings, n: int,
     out = []
     for _ in range(n):
         for _ in range(_MAX_REDRAWS):
-            k = int(rng.integers(1, len(els) + 1))
+            k = n_species or int(rng.integers(1, len(els) + 1))
             present = rng.choice(len(els), size=k, replace=False)
             x = np.zeros(len(els))
             x[present] = rng.dirichlet(np.ones(k))

@@ -52,6 +52,10 @@ class DecorationSettings(_Strict):
     bounds: dict[str, Range] = Field(default_factory=dict)
     draws: int = Field(24, ge=1, description="decorations drawn per topology")
     keep: int = Field(2, ge=1, description="decorations kept per topology")
+    # MaxVol alone keeps mostly the most mixed decorations (more unlike-neighbour environments span more
+    # volume); stratify draws draws/n and keeps `keep` for each number of species present (1..n), so pure,
+    # binary, ... and n-ary versions of every topology stay (n x keep per topology).
+    stratify: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> DecorationSettings:
@@ -63,6 +67,8 @@ class DecorationSettings(_Strict):
         if self.bounds and (sum(lo for lo, _ in self.bounds.values()) > 1):
             raise ValueError("the lower bounds add up to more than 1: no composition satisfies them")
         if isinstance(self.compositions, list):
+            if self.stratify:
+                raise ValueError("stratify applies to compositions: simplex, not to a given list")
             for i, comp in enumerate(self.compositions):
                 if not comp or any(v < 0 for v in comp.values()) or sum(comp.values()) <= 0:
                     raise ValueError(f"compositions[{i}] must map elements to non-negative fractions, got {comp}")
