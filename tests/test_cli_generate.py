@@ -53,3 +53,28 @@ def test_generate_reports_bad_settings_as_errors(tmp_path, capsys):
     campaign.write_text(CAMPAIGN.replace("draws: 8, keep: 2", "draws: 1, keep: 2"))
     assert main(["generate", str(campaign), "-o", str(tmp_path / "x.extxyz")]) == 2
     assert "keep" in capsys.readouterr().err
+
+
+def test_generate_draws_for_the_iteration_after_the_last_fit_recorded_in_the_database(tmp_path, capsys, shared_data):
+    from alloop.state import Store
+
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(textwrap.dedent("""\
+        name: w-preview
+        elements: [W]
+        generate:
+          counts: {strained_bulk: 1, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}
+          genome: {families: [surface], surface_facets: ["100"]}
+        """))
+    potential = shared_data / "uq_umlip_W" / "ace_potentials" / "0_ensemble_potential_0.yaml"
+    store = Store.open(tmp_path / "run" / "alloop.db")
+    cid = store.open_campaign("w-preview", "{}")
+    store.start_iteration(cid, 0)
+    store.save_potential(cid, 0, str(potential), None, 10, {}, {})  # iteration 0 moves on to 'evaluate'
+    store.close()
+
+    assert main(["generate", str(campaign), "-o", str(tmp_path / "next.extxyz")]) == 0
+    err = capsys.readouterr().err
+    assert "iteration 1" in err and str(potential) in err
+    frames = ase.io.read(tmp_path / "next.extxyz", ":")
+    assert [a.info["kind"] for a in frames] == ["strained_bulk", "surface"]
