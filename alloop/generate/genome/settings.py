@@ -82,15 +82,16 @@ def _default_boundaries() -> list[GrainBoundarySpec]:
 
 
 class GenomeSettings(_Strict):
-    """The defect genome: extended defects built once per campaign, each decorated across the composition
+    """The defect genome: extended defects, rebuilt with every candidate pool and each decorated across the composition
     space. Cells are fully periodic (free surfaces face a vacuum gap of `generate.vacuum`), and every
     defect is more than `generate.cutoff` away from its periodic images or partner (both boundaries of a
     bicrystal, the cores of a dislocation quadrupole, consecutive stacking faults, the two faces of a slab).
     """
 
-    # 160: the smallest cells that keep defects a cutoff apart need 10-140 atoms (Σ11 twist 44-88, screw
-    # quadrupole 54-135, a crack cylinder of 10 Å radius ~100), and 4x4x4 bcc (128) holds a point-defect
-    # cluster; larger cells would only cost more in uMLIP scoring and DFT.
+    # 160: the smallest bcc cells that keep each defect a cutoff (5 Å) from its partner or images hold
+    # 24-132 atoms (Σ11 twist 132, Σ9 twist 108, screw quadrupole 54, edge and crack cylinders of 10 Å
+    # 54-84), and a 4x4x5 bcc supercell holds a point-defect cluster; larger cells only cost more uMLIP
+    # and DFT time. Cells above it are skipped with a warning (fcc Σ9/Σ11 twists need 200-232).
     max_atoms: int = Field(160, ge=16)
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
     grain_boundaries: list[GrainBoundarySpec] = Field(default_factory=_default_boundaries)
