@@ -8,7 +8,7 @@ import sys
 
 from alloop import __version__
 
-COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "sweep", "report")
+COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "sweep", "report", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,7 +33,7 @@ log = logging.getLogger("alloop")
 
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
-_STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_CALIBRATION = 1, 2, 3, 5
+STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_CALIBRATION = 1, 2, 3, 5
 
 
 class IterationFailed(Exception):
@@ -183,7 +183,7 @@ class Controller:
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
         potential = None if pot is None else (pot["path"], pot["active_set"])
         fut = self.client.submit(tasks.pool_task, list(self.c.elements), self.c.generate, self.c.explore, potential, self.c.seed,
-                                 idx, stream, n_max, sources, pure=False, key=f"pool-{idx}-{stream}-{time.time_ns()}")
+                                 idx, stream, n_max, sources, self.c.train, pure=False, key=f"pool-{idx}-{stream}-{time.time_ns()}")
         return self._result(idx, "generate", fut, "candidate generation")
 
     def _result(self, idx: int, stage: str, fut: Any, what: str) -> Any:
@@ -205,7 +205,7 @@ class Controller:
 
     def generate(self, idx: int) -> None:
         t0 = time.time()
-        pool = self._candidate_pool(idx, _STREAM_POOL, sources=True)
+        pool = self._candidate_pool(idx, STREAM_POOL, sources=True)
         calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
         fresh: list[tuple[str, Atoms]] = []

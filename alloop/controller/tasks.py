@@ -72,12 +72,12 @@ def gamma_task(potential: str, active_set: str, atoms_jsons: list[str]) -> np.nd
 
 
 def pool_task(elements: list[str], generate: Any, explore: Any, potential: tuple[str, str] | None, seed: int, iteration: int,
-              stream: int, n_max: int | None, sources: bool) -> list[Any]:
+              stream: int, n_max: int | None, sources: bool, fit: Any) -> list[Any]:
     """An iteration's candidates (motifs, data-set sources, γ-driven MD): alloop.explore.pool."""
     from alloop.explore.pool import candidate_pool
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return candidate_pool(elements, generate, explore, potential, seed, iteration, stream, n_max, sources)
+    return candidate_pool(elements, generate, explore, potential, seed, iteration, stream, n_max, sources, fit)
 
 
 def select_task(structures: list[Any], budget: int, potential: str, active_set: str, elements: list[str], settings: Any) -> list[int]:

@@ -16,6 +16,7 @@ from ase import Atoms
 
 from alloop.explore.settings import ExploreSettings
 from alloop.generate import GeneratorSettings, generate_candidates, source_candidates, starting_structures
+from alloop.train.settings import FitSettings
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +31,22 @@ def candidate_pool(
     stream: int,
     n_max: int | None = None,
     sources: bool = False,
+    fit: FitSettings | None = None,
+    explore: bool = True,
 ) -> list[Atoms]:
     """Candidates of `iteration`; `potential` is (potential.yaml, active set .asi) of the latest fit, if any;
     `sources`: include the data-set sources' entries for this iteration; `n_max`: a seeded draw of at most
-    that many."""
+    that many; `fit`: the campaign's fit settings (the untrained basis the genome's MaxVol decoration scores
+    against before the first fit); `explore`: False leaves out the MD frames (a preview)."""
 
     def rng(offset: int) -> np.random.Generator:
         return np.random.default_rng([seed, iteration, stream + offset])
 
-    pool = generate_candidates(elements, generate, rng(0))
+    pot, asi = potential if potential is not None else (None, None)
+    pool = generate_candidates(elements, generate, rng(0), fit=fit, potential=pot, active_set=asi)
     if sources:
         pool = source_candidates(generate.sources, iteration) + pool
-    if explore_settings is not None and potential is not None:
+    if explore and explore_settings is not None and potential is not None:
         from alloop.explore import explore
 
         starts = starting_structures(elements, generate, rng(10))

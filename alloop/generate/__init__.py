@@ -1,20 +1,22 @@
 """Candidate structures without a potential: random motifs for the first training set and the
 starting cells for γ-driven MD exploration.
 
-Every structure is fully periodic, has at most `max_atoms` atoms, passes
+Every structure is fully periodic, has at most `max_atoms` atoms (`genome.max_atoms` for the genome), passes
 `alloop.structures.validate_atoms(atoms, settings.min_distance)` and carries
 `info["kind"]` (one of the `KindCounts` fields, or bulk/vacancy/interstitial/surface for starts)
 and `info["generator"]` (the JSON-serialisable parameters that made it). The output depends only on
 the arguments, so a seeded `rng` reproduces it exactly.
 
-Multi-element systems get the same motifs with species drawn at random per site
-(`settings.decoration == "random"`); dimers enumerate every species pair instead. A D-optimal
-(MaxVol) decoration would be another `decoration` value handled in `lattice.decorate`.
+Multi-element systems get the same motifs with species drawn at random per site; dimers enumerate
+every species pair instead. With `settings.genome` set, the defect genome (alloop.generate.genome) is
+appended: extended defects decorated at compositions spread over the simplex, chosen by max volume.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -25,6 +27,9 @@ from alloop.generate.lattice import decorate, element_pairs, insert_interstitial
 from alloop.generate.settings import GeneratorSettings, KindCounts
 from alloop.generate.sources import SourceSettings, source_candidates, source_entries
 from alloop.structures import validate_atoms
+
+if TYPE_CHECKING:
+    from alloop.train.settings import FitSettings
 
 __all__ = [
     "GeneratorSettings",
@@ -54,8 +59,18 @@ def _finish(atoms: Atoms, kind: str, params: dict, settings: GeneratorSettings) 
     return atoms
 
 
-def generate_candidates(elements: Sequence[str], settings: GeneratorSettings, rng: np.random.Generator) -> list[Atoms]:
-    """`settings.counts` structures of each kind, in the order of the `KindCounts` fields."""
+def generate_candidates(
+    elements: Sequence[str],
+    settings: GeneratorSettings,
+    rng: np.random.Generator,
+    *,
+    fit: FitSettings | None = None,
+    potential: str | Path | None = None,
+    active_set: str | Path | None = None,
+) -> list[Atoms]:
+    """`settings.counts` structures of each kind, in the order of the `KindCounts` fields, then the defect
+    genome when `settings.genome` is set. Its MaxVol decoration needs the campaign's train settings `fit`
+    (the untrained basis) or, once there is one, the current `potential` and its `active_set`."""
     els = _check_elements(elements)
     s = settings
     a = lattice_constant(els, s.lattice, s.lattice_constant)
@@ -74,8 +89,13 @@ def generate_candidates(elements: Sequence[str], settings: GeneratorSettings, rn
             continue
         for i in range(count):
             atoms, params = builders[kind](i)
-            atoms = decorate(atoms, els, rng, s.decoration)
-            out.append(_finish(atoms, kind, params | {"decoration": s.decoration}, s))
+            atoms = decorate(atoms, els, rng)
+            out.append(_finish(atoms, kind, params | {"decoration": "random"}, s))
+    if s.genome is not None:
+        from alloop.generate.genome.candidates import genome_candidates
+
+        for kind, atoms, params in genome_candidates(els, s, rng, fit=fit, potential=potential, active_set=active_set):
+            out.append(_finish(atoms, kind, params | {"family": "genome"}, s))
     return out
 
 
@@ -112,6 +132,6 @@ def starting_structures(elements: Sequence[str], settings: GeneratorSettings, rn
         slab, params = motifs.slab(s, a, facet)
         starts.append(("surface", slab, params))
     return [
-        _finish(decorate(atoms, els, rng, s.decoration), kind, params | {"decoration": s.decoration}, s)
+        _finish(decorate(atoms, els, rng), kind, params | {"decoration": "random"}, s)
         for kind, atoms, params in starts
     ]

@@ -104,10 +104,9 @@ def insert_interstitial(atoms: Atoms, lattice: str, a: float, kind: str) -> Atom
     return out
 
 
-def decorate(atoms: Atoms, elements: Sequence[str], rng: np.random.Generator, how: str = "random") -> Atoms:
-    """Assign species to the sites of a motif. Single-element motifs keep all sites on that element."""
-    if how != "random":
-        raise ConfigError([f"decoration {how!r} is not implemented (only 'random')"], "generate")
+def decorate(atoms: Atoms, elements: Sequence[str], rng: np.random.Generator) -> Atoms:
+    """Species drawn uniformly at random per site of a motif (the genome decorates by composition and
+    MaxVol instead: alloop.generate.genome.decorate). Single-element motifs keep all sites on that element."""
     out = atoms.copy()
     out.symbols = list(rng.choice(list(elements), size=len(out))) if len(elements) > 1 else [elements[0]] * len(out)
     return out

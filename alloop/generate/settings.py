@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alloop.generate.sources import SourceSettings
+from alloop.generate.genome.settings import GenomeSettings
 
 Range = tuple[float, float]
 
@@ -56,10 +57,12 @@ class GeneratorSettings(BaseModel):
     dimer_distances: Range = (1.5, 4.5)
     compressed_distances: Range = (1.2, 2.0)
     min_distance: float = Field(0.8, gt=0)
-    # How species are put on the sites of a multi-element motif. Only "random" exists; a
-    # D-optimal ("maxvol") decoration that picks the species maximising the active-set volume is
-    # the intended next value and plugs into `decorate`.
-    decoration: Literal["random"] = "random"
+
+    # ---- the defect genome (alloop.generate.genome); off when absent. Its decoration settings
+    # (compositions over the simplex, MaxVol or random, draws and kept per topology) live inside it;
+    # the small motifs above always put species on sites uniformly at random.
+    genome: GenomeSettings | None = None
+
     # Structure files whose entries become candidates beside (or, with every count 0, instead of) the motifs.
     sources: list[SourceSettings] = Field(default_factory=list)
 

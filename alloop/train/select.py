@@ -43,13 +43,7 @@ def select_maxvol(
     structures = list(structures)
     if budget < 1 or not structures:
         return []
-    if potential is None:
-        if not elements:
-            raise FitError("select_maxvol without a potential needs `elements` to build an untrained basis")
-        model = untrained_model(settings or FitSettings(), tuple(sorted(set(elements))))
-    else:
-        model = load_ace(potential, active_set)
-    check_structures(model, structures)
+    model = _model(structures, potential, active_set, elements, settings)
 
     active: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if model.inverse is not None:
@@ -81,6 +75,61 @@ def select_maxvol(
     counts = Counter(int(i) for _, ids in active.values() for i in ids if i >= 0)
     ranked = sorted(counts, key=lambda i: (-counts[i], -best_gamma[i], i))
     return ranked[:budget]
+
+
+def _model(structures: list[Atoms], potential: str | Path | None, active_set: str | Path | None,
+           elements: list[str] | None, settings: FitSettings | None) -> AceModel:
+    """The potential (with its active set), or before any fit an untrained basis of shape `settings`."""
+    if potential is None:
+        if not elements:
+            raise FitError("without a potential, `elements` are needed to build an untrained basis")
+        model = untrained_model(settings or FitSettings(), tuple(sorted(set(elements))))
+    else:
+        model = load_ace(potential, active_set)
+    check_structures(model, structures)
+    return model
+
+
+def active_set_rows(
+    structures: Sequence[Atoms],
+    potential: str | Path | None = None,
+    active_set: str | Path | None = None,
+    elements: list[str] | None = None,
+    settings: FitSettings | None = None,
+    gamma_tolerance: float = 1.01,
+    max_iters: int = 300,
+) -> tuple[AceModel, dict[int, np.ndarray]]:
+    """The active set that `structures` give, alone or (with `active_set`) merged into the potential's:
+    per species index, the MaxVol rows of B-projections (square once there are enough atoms)."""
+    structures = list(structures)
+    model = _model(structures, potential, active_set, elements, settings)
+    _, proj = projections(model, structures)
+    rows = {st: np.linalg.pinv(inv) for st, inv in (model.inverse or {}).items()}
+    for st, b in proj.items():
+        rows[st] = np.vstack([rows[st], b]) if st in rows else b
+    out = {}
+    for st, r in rows.items():
+        out[st] = r if len(r) <= model.n_functions[st] else _maxvol(r, np.zeros(len(r)), gamma_tolerance, max_iters)[0]
+    return model, out
+
+
+def active_set_log_volume(
+    structures: Sequence[Atoms],
+    potential: str | Path | None = None,
+    active_set: str | Path | None = None,
+    elements: list[str] | None = None,
+    settings: FitSettings | None = None,
+) -> dict[str, float]:
+    """Per element: log|det| of the active set of `active_set_rows`. Larger is more diverse data; -inf (zero
+    volume) when an element has fewer atoms than basis functions or only linearly dependent environments
+    (e.g. symmetry-equivalent sites)."""
+    model, rows = active_set_rows(structures, potential, active_set, elements, settings)
+    out = dict.fromkeys(model.elements, -np.inf)
+    for st, r in rows.items():
+        if r.shape == (model.n_functions[st],) * 2:  # else too few atoms, or maxvol fell back to independent rows
+            sign, logdet = np.linalg.slogdet(r)
+            out[model.elements[st]] = float(logdet) if sign != 0 else -np.inf
+    return out
 
 
 def _maxvol(rows: np.ndarray, ids: np.ndarray, tol: float, max_iters: int) -> tuple[np.ndarray, np.ndarray]:
