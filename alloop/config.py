@@ -19,6 +19,7 @@ from alloop.explore import ExploreSettings
 from alloop.generate import GeneratorSettings
 from alloop.cluster.batch import BatchSettings
 from alloop.label import GPAWSettings, ReplaySettings, VaspSettings
+from alloop.label.reference import EnergyReferenceSettings
 from alloop.train import FitSettings
 
 
@@ -57,6 +58,18 @@ class LabelSettings(_Strict):
     energy_member: str | None = Field(None, description="ensemble member whose energies label low-U configurations")
     force_member: str | None = Field(None, description="ensemble member whose forces label low-U configurations")
     dft: DFTSettings = Field(default_factory=DFTSettings)
+    energy_reference: EnergyReferenceSettings = Field(default_factory=EnergyReferenceSettings)
+
+    @model_validator(mode="after")
+    def _calibration_possible(self) -> LabelSettings:
+        ref = self.energy_reference
+        if self.dft.backend == "replay" and ref.method == "fit" and ref.calibration:
+            raise ValueError(
+                "energy_reference.calibration needs DFT on bulk cells a replay set does not hold: set "
+                "energy_reference: {calibration: false} (offsets are then fitted on the replayed DFT labels of the "
+                "configurations with U < U_c) or {method: none} when DFT and the uMLIPs share a reference"
+            )
+        return self
 
 
 class SelectionSettings(_Strict):
@@ -215,8 +228,16 @@ def _resolve_paths(c: Campaign, base: Path) -> Campaign:
         return None if p is None else (p if p.is_absolute() else (base / p)).resolve()
 
     updates: dict[str, Any] = {"workdir": rel(c.workdir), "database": rel(c.database)}
+    if c.generate.sources:
+        sources = [s.model_copy(update={"path": rel(s.path)}) for s in c.generate.sources]
+        updates["generate"] = c.generate.model_copy(update={"sources": sources})
+    if c.labels.dft.replay is not None:
+        replay = c.labels.dft.replay.model_copy(update={"sources": [rel(p) for p in c.labels.dft.replay.sources]})
+        updates["labels"] = c.labels.model_copy(update={"dft": c.labels.dft.model_copy(update={"replay": replay})})
     if isinstance(c.ensemble, str) and (c.ensemble.endswith((".yaml", ".yml")) or "/" in c.ensemble):
         updates["ensemble"] = str(rel(Path(c.ensemble)))
+    elif isinstance(c.ensemble, dict) and isinstance(c.ensemble.get("checkpoint_dir"), str):
+        updates["ensemble"] = {**c.ensemble, "checkpoint_dir": str(rel(Path(c.ensemble["checkpoint_dir"])))}
     return c.model_copy(update=updates)
 
 
@@ -250,3 +271,47 @@ def _check_ensemble(c: Campaign, lines: dict[tuple[Any, ...], int]) -> list[str]
     if not math.isfinite(c.uncertainty.u_c):
         problems.append("uncertainty.u_c: must be finite (use a large number to label everything by the uMLIP)")
     return problems
+
+
+# Settings whose change would make what the database holds inconsistent with the campaign file: the
+# configurations' labels, U and routes were made with them. Everything else (iteration limit,
+# convergence, cluster and batch settings, budgets, exploration, generation and fitting of future
+# iterations) only steers what is still to come.
+_BINDING = (
+    "name", "elements", "seed", "workdir", "database", "ensemble", "uncertainty", "labels.energy_member",
+    "labels.force_member", "labels.energy_reference", "labels.dft.backend", "labels.dft.gpaw", "labels.dft.vasp",
+    "labels.dft.replay",
+)
+
+
+class ConfigChange(BaseModel):
+    field: str
+    old: Any = None
+    new: Any = None
+    binding: bool = Field(description="True: it would change what is already stored (labels, U, routes)")
+
+
+def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
+    """Every setting that differs between the campaign file of the last run and `campaign`, dotted paths."""
+    import json
+
+    old, new = _flatten(json.loads(stored_json)), _flatten(json.loads(campaign.model_dump_json()))
+    # a setting a newer alloop added, at its default, is no change of the user's
+    defaults = _flatten(json.loads(Campaign(name=campaign.name, elements=campaign.elements).model_dump_json()))
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key not in old and key in defaults and new.get(key) == defaults[key]:
+            continue
+        if old.get(key) != new.get(key):
+            binding = any(key == b or key.startswith(b + ".") for b in _BINDING)
+            out.append(ConfigChange(field=key, old=old.get(key), new=new.get(key), binding=binding))
+    return out
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: d}

@@ -48,3 +48,7 @@ class FitError(AlloopError):
 
 class StateError(AlloopError):
     """The campaign database is inconsistent with the request (wrong campaign, newer schema, locked)."""
+
+
+class CampaignChangedError(AlloopError):
+    """The campaign file changes settings that what the database already holds was made with."""

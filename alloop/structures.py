@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 from ase import Atoms
@@ -80,3 +81,49 @@ def flatten_forces(forces: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray
     np.cumsum(counts, out=offsets[1:])
     flat = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1, 3) for f in forces]) if forces else np.zeros((0, 3))
     return flat, offsets
+
+
+T = TypeVar("T")
+
+#: Positions and cell within this many Å count as the same configuration when the hash misses.
+MATCH_TOLERANCE = 1e-4
+
+
+class GeometryIndex(Generic[T]):
+    """Values stored by configuration, looked up by content hash with a tolerant fallback.
+
+    config_hash rounds coordinates to 1e-6 Å, so a configuration that went through a text format (extxyz
+    keeps 1e-8) can land on the other side of a rounding boundary and change hash. The fallback compares
+    geometries of the same atomic numbers within MATCH_TOLERANCE. The first value added for a
+    configuration wins.
+    """
+
+    def __init__(self) -> None:
+        self.by_hash: dict[str, T] = {}
+        self._geometries: dict[bytes, list[tuple[np.ndarray, np.ndarray, np.ndarray, T]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_hash)
+
+    def add(self, atoms: Atoms, value: T) -> bool:
+        """Store `value` for `atoms`; False (and nothing stored) when the configuration is already there."""
+        h = config_hash(atoms)
+        if h in self.by_hash:
+            return False
+        self.by_hash[h] = value
+        key = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
+        self._geometries.setdefault(key, []).append(
+            (np.array(atoms.positions), np.array(atoms.cell), np.array(atoms.pbc), value))
+        return True
+
+    def find(self, atoms: Atoms) -> tuple[T, str] | None:
+        """(value, "hash" | "tolerance"), or None."""
+        value = self.by_hash.get(config_hash(atoms))
+        if value is not None:
+            return value, "hash"
+        pos, cell = atoms.positions, np.asarray(atoms.cell)
+        for p, c, pbc, value in self._geometries.get(np.asarray(atoms.numbers, dtype=np.int64).tobytes(), []):
+            if (np.array_equal(pbc, atoms.pbc) and np.abs(c - cell).max() <= MATCH_TOLERANCE
+                    and np.abs(p - pos).max() <= MATCH_TOLERANCE):
+                return value, "tolerance"
+        return None

@@ -84,3 +84,24 @@ def test_help_answers_for_every_command(capsys):
             main([cmd, "--help"])
         assert exc.value.code == 0
         assert "usage: alloop " + cmd in capsys.readouterr().out
+
+
+def test_campaign_file_changes_are_classified_by_what_they_would_contradict():
+    import json
+
+    from alloop.config import Campaign, config_changes
+
+    before = Campaign(name="w", elements=["W"])
+    after = before.model_copy(update={
+        "max_iterations": 9,
+        "uncertainty": before.uncertainty.model_copy(update={"u_c": 0.5}),
+        "convergence": before.convergence.model_copy(update={"patience": 2}),
+    })
+    changes = {ch.field: ch for ch in config_changes(before.model_dump_json(), after)}
+    assert set(changes) == {"max_iterations", "uncertainty.u_c", "convergence.patience"}
+    assert changes["uncertainty.u_c"].binding and changes["uncertainty.u_c"].old == 1.0
+    assert not changes["max_iterations"].binding and not changes["convergence.patience"].binding
+    # a database written before a setting existed: the new setting at its default is no change
+    older = json.loads(before.model_dump_json())
+    del older["labels"]["energy_reference"]
+    assert config_changes(json.dumps(older), before) == []

@@ -76,3 +76,57 @@ def test_w_dft_vs_umlip_reference(w_npz) -> None:
 
     shifted = fit_element_offsets(comps, e_dft - 8.5 * n, e_umlip)
     assert shifted["W"] == pytest.approx(8.5 + offsets["W"], abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the campaign's energy reference: fitted only where both sources are trustworthy
+
+
+def _w_cells(n: int, rng: np.random.Generator) -> list:
+    return [bulk("W", "bcc", a=3.17, cubic=True).repeat((1, 1, 1 + int(k))) for k in rng.integers(0, 3, size=n)]
+
+
+def test_offsets_come_from_low_u_configurations_only() -> None:
+    from alloop.label.reference import EnergyReferenceSettings, fit_energy_reference
+
+    rng = np.random.default_rng(1)
+    cells = _w_cells(12, rng)
+    n = np.array([len(a) for a in cells])
+    e_dft = rng.normal(-13.0, 0.2, size=12) * n
+    e_member = e_dft + 1.39 * n  # the uMLIP sits 1.39 eV/atom above DFT where it is trustworthy
+    u = np.full(12, 0.2)
+    u[8:] = 3.0  # high-U configurations: the uMLIP energy is off by eV/atom there
+    e_member[8:] += rng.normal(0, 2.0, size=4) * n[8:]
+    ref = fit_energy_reference(EnergyReferenceSettings(), "7net-0", cells, e_dft, e_member, u, 1.0, ["W"])
+    assert ref.method == "fit" and ref.n_pairs == 8 and ref.frozen
+    assert ref.offsets["W"] == pytest.approx(1.39, abs=1e-9)
+    assert ref.residual_rms == pytest.approx(0.0, abs=1e-9)
+    assert "7net-0" in ref.energy_scale
+
+
+def test_one_bad_low_u_configuration_barely_moves_the_offsets() -> None:
+    from alloop.label.reference import EnergyReferenceSettings, fit_energy_reference
+
+    rng = np.random.default_rng(2)
+    cells = _w_cells(10, rng)
+    n = np.array([len(a) for a in cells])
+    e_dft = rng.normal(-13.0, 0.2, size=10) * n
+    e_member = e_dft + (-1.15 + rng.normal(0, 0.005, size=10)) * n
+    e_member[3] += 2.0 * n[3]  # one low-U configuration whose uMLIP energy is 2 eV/atom off
+    ref = fit_energy_reference(EnergyReferenceSettings(), "m", cells, e_dft, e_member, np.full(10, 0.1), 1.0, ["W"])
+    plain = fit_element_offsets(cells, e_dft, e_member)
+    assert abs(plain["W"] + 1.15) > 0.15  # least squares is dragged by the outlier
+    assert ref.offsets["W"] == pytest.approx(-1.15, abs=0.01)
+    assert ref.n_outliers == 1
+
+
+def test_no_trustworthy_pair_is_an_error_and_none_mixes_as_labelled() -> None:
+    from alloop.label.reference import EnergyReference, EnergyReferenceSettings, fit_energy_reference
+
+    cells = _w_cells(3, np.random.default_rng(3))
+    e = np.array([-26.0, -26.1, -39.0])
+    with pytest.raises(FitError, match="U < U_c = 1 eV/Å"):
+        fit_energy_reference(EnergyReferenceSettings(), "m", cells, e, e + 1, [2.0, 5.0, None], 1.0, ["W"])
+    none = fit_energy_reference(EnergyReferenceSettings(method="none"), "eqV2-31M-OAM", cells, e, e + 1, [2.0, 5.0, None], 1.0, ["W"])
+    assert none.offsets == {} and none.method == "none" and none.frozen
+    assert EnergyReference.from_json(none.to_json()) == none

@@ -109,6 +109,7 @@ def test_every_figure_loads_in_a_browser_and_the_numbers_match_status(report, ca
     status = collect(campaign_db)  # what `alloop status --json` prints
     assert dom.keys["status"] == status["status"] == "max_iterations"
     assert dom.keys["iteration"] == str(status["iteration"])
+    assert dom.keys["n_configurations"] == str(status["n_configurations"]) == "63"  # 60 selected, 3 rejected as unphysical
     for source, n in status["labels"].items():
         assert dom.keys[f"labels.{source}"] == str(n)
     for state, n in status["configurations"].items():
@@ -179,17 +180,21 @@ def test_the_report_never_writes_and_works_beside_a_writing_controller(campaign_
         ro.close()
 
 
-def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
+def test_an_old_database_is_refused_until_migrated_then_reported(campaign_db, tmp_path, capsys):
     old = tmp_path / "old.db"
     shutil.copy(campaign_db, old)
-    with sqlite3.connect(old) as con:  # as written by an alloop of schema version 1
-        con.execute("DROP TABLE controller_lock")
-        con.execute("PRAGMA user_version = 1")
-    page = build_report(old, tmp_path / "before").read_text()
-    assert "database schema version 1" in page and "migrates it" in page
-    Store.open(old).close()  # what `alloop status` or `alloop run` does first
+    with sqlite3.connect(old) as con:  # as written by an alloop of schema version 2
+        con.execute("DROP TABLE sweep_fit")
+        con.execute("ALTER TABLE configuration DROP COLUMN source_json")
+        con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")
+        con.execute("PRAGMA user_version = 2")
+    assert main(["report", str(old), "-o", str(tmp_path / "before")]) == 2
+    err = capsys.readouterr().err
+    assert "schema version 2" in err and "run `alloop status` on it once" in err
+    assert not (tmp_path / "before" / "index.html").exists()
+    assert main(["status", str(old)]) == 0  # migrates
     page = build_report(old, tmp_path / "after").read_text()
-    assert "database schema version" not in page and "Current potential against the DFT labels" in page
+    assert "Current potential against the DFT labels" in page and "newer than this alloop" not in page
 
 
 def test_a_sweep_adds_its_table_and_figure(campaign_db, report, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import logging.handlers
 import sys
 from pathlib import Path
 
-from alloop.errors import AlloopError, ConfigError
+from alloop.errors import AlloopError, CampaignChangedError, ConfigError
 
 EXIT = {"converged": 0, "max_iterations": 0, "stopped": 0, "failed": 1}
 
@@ -19,10 +19,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run (or resume) a campaign until it converges or reaches max_iterations",
         description="Run a campaign. On an existing database it continues where the last run stopped: nothing "
         "committed is lost and no finished DFT calculation or fit is repeated. SIGTERM/SIGINT stop it cleanly "
-        "at the next committed transition (exit 0). Logs go to <workdir>/alloop.log and to stderr.",
+        "at the next committed transition (exit 0). Logs go to <workdir>/alloop.log and to stderr. A changed "
+        "campaign file is compared with the last run's: settings that only steer what is to come (max_iterations, "
+        "convergence, cluster, budgets, exploration, generation, fitting) apply at once, and a finished campaign "
+        "whose max_iterations was raised continues; settings the stored results depend on (elements, ensemble, "
+        "uncertainty, label sources) are refused unless --accept-changes (exit 2).",
     )
     p.add_argument("campaign", help="campaign YAML file")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr (the log file keeps everything)")
+    p.add_argument("--accept-changes", action="store_true",
+                   help="keep a database whose results were made with other values of elements, ensemble, U_c or label "
+                        "sources than the campaign file now has, and use the new values from now on (recorded as an event)")
+    p.add_argument("--retry", action="store_true", help="resume a failed iteration at the stage it failed in, after fixing its cause "
+                   "(its quarantined DFT calculations get a fresh attempt budget)")
     p.set_defaults(func=run)
 
 
@@ -57,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
     store = Store.open(campaign.database_path)
     try:
         with open_pools(campaign.cluster, Path(campaign.workdir) / "worker-logs") as (client, ensemble_client):
-            outcome = Controller(campaign, store, client, ensemble_client).run()
+            outcome = Controller(campaign, store, client, ensemble_client, accept_changes=args.accept_changes, retry=args.retry).run()
+    except CampaignChangedError as exc:
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except AlloopError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

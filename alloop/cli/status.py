@@ -51,6 +51,10 @@ def _text(s: dict[str, Any]) -> str:
     lines.append(f"  iteration {s['iteration']} of max {s['max_iterations']}, stage: {s['stage']}")
     cfgs = ", ".join(f"{k} {v}" for k, v in sorted(s["configurations"].items())) or "none"
     lines.append(f"  configurations: {cfgs}")
+    lines.append("  by kind: " + (", ".join(f"{k} {v}" for k, v in sorted(s["kinds"].items())) or "none"))
+    for src in s["sources"]:
+        lines.append(f"    from {src['file']}" + (f" [{src['group']}]" if src["group"] else "")
+                     + f": {src['configurations']} ({src['dft']} DFT, {src['umlip']} uMLIP labels)")
     labels = ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())) or "none"
     frac = s["dft_fraction_by_atoms"]
     lines.append(f"  labels: {labels}" + (f"  (DFT share by atoms {frac:.1%})" if frac is not None else ""))
@@ -63,6 +67,10 @@ def _text(s: dict[str, Any]) -> str:
     if s["potential"]:
         p = s["potential"]
         lines.append(f"  potential (iteration {p['iteration']}, {p['n_train']} configurations): {p['path']}")
+        ref = p.get("energy_reference") or {}
+        if ref.get("energy_scale"):
+            offsets = ", ".join(f"{el} {v:+.4f}" for el, v in ref.get("offsets", {}).items())
+            lines.append(f"    energies on the scale of {ref['energy_scale']}" + (f"; DFT offsets (eV/atom): {offsets}" if offsets else ""))
     if s["events"]:
         lines.append("  recent events:")
         lines += [f"    {e['time']} [{e['level']}] {e['message']}" for e in s["events"]]

@@ -8,6 +8,7 @@ and those are idempotent (DFT and fits reuse finished work directories).
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -18,21 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from ase import Atoms
 
 from alloop.config import Campaign
 from alloop.controller import tasks
-from alloop.errors import AlloopError, FitError, UnphysicalStructureError
+from alloop.errors import AlloopError, CampaignChangedError, FitError, UnphysicalStructureError
+from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
-from alloop.structures import atoms_from_json, atoms_to_json, config_hash, flatten_forces, validate_atoms
+from alloop.structures import atoms_from_json, atoms_to_json, config_hash, validate_atoms
 
 log = logging.getLogger("alloop")
 
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
-_STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_EXPLORE = 1, 2, 3, 4
+_STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_EXPLORE, _STREAM_CALIBRATION = 1, 2, 3, 4, 5
 
 
 class IterationFailed(Exception):
@@ -51,8 +52,13 @@ class Outcome:
 
 
 class Controller:
-    def __init__(self, campaign: Campaign, store: Store, client: Any, ensemble_client: Any = None) -> None:
-        """`client` runs DFT, fits and γ; `ensemble_client` (default: the same) runs uMLIP inference."""
+    def __init__(
+        self, campaign: Campaign, store: Store, client: Any, ensemble_client: Any = None, *,
+        accept_changes: bool = False, retry: bool = False,
+    ) -> None:
+        """`client` runs DFT, fits and γ; `ensemble_client` (default: the same) runs uMLIP inference.
+        `accept_changes`: record campaign-file changes that contradict the database instead of refusing them;
+        `retry`: resume a failed iteration at the stage it failed in."""
         from alloop.ensemble import resolve_ensemble
 
         self.c = campaign
@@ -66,6 +72,8 @@ class Controller:
         self.workdir = Path(campaign.workdir)
         self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
         self._stop = threading.Event()
+        self._accept_changes = accept_changes
+        self._retry = retry
 
     # ------------------------------------------------------------------ driver
     def request_stop(self, *_: object) -> None:
@@ -94,11 +102,39 @@ class Controller:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _reconcile_config(self) -> None:
+        """Compare the campaign file with the one the database was run with: apply what only steers the
+        future, refuse (unless accepted) what contradicts the stored labels, U and routes."""
+        from alloop.config import config_changes
+
+        changes = config_changes(self.store.stored_config(self.cid), self.c)
+        if not changes:
+            return
+        for ch in changes:
+            log.warning("campaign file changed: %s: %r -> %r%s", ch.field, ch.old, ch.new,
+                        " (contradicts what the database holds)" if ch.binding else "")
+        binding = [ch for ch in changes if ch.binding]
+        if binding and not self._accept_changes:
+            raise CampaignChangedError(
+                f"the campaign file changes {', '.join(ch.field for ch in binding)} since the last run, but the "
+                f"configurations, labels and U in {self.store.path} were made with the old values. Restore them, "
+                "start a new campaign (another workdir or database), or run again with --accept-changes to keep "
+                "the stored results and use the new values from now on (recorded as an event)"
+            )
+        self.store.apply_config(self.cid, self.c.model_dump_json(), [ch.model_dump(mode="json") for ch in changes], bool(binding))
+
     def _run(self) -> Outcome:
+        self._reconcile_config()
         row = self.store.campaign(self.c.name)
-        if row["status"] in ("converged", "max_iterations"):
-            return Outcome(row["status"], row["message"] or row["status"], self._potential_path())
         current = self.store.current_iteration(self.cid)
+        if row["status"] == "max_iterations" and current is not None and current[0] + 1 < self.c.max_iterations:
+            self.store.reopen_campaign(self.cid, f"max_iterations raised to {self.c.max_iterations}: continuing after iteration {current[0]}")
+            log.info("max_iterations raised to %d: continuing after iteration %d", self.c.max_iterations, current[0])
+        elif row["status"] in ("converged", "max_iterations"):
+            return Outcome(row["status"], row["message"] or row["status"], self._potential_path())
+        if current is not None and current[1] == "failed" and self._retry:
+            stage = self.store.retry_iteration(self.cid, current[0])
+            log.warning("retrying iteration %d from stage %s", current[0], stage)
         if current is None:
             self.store.start_iteration(self.cid, 0)
             current = (0, "generate")
@@ -116,8 +152,7 @@ class Controller:
             elif stage == "label":
                 if not self.label(idx):
                     msg = self._failure_report(idx)
-                    self.store.set_stage(self.cid, idx, "failed", msg)
-                    self.store.finish_campaign(self.cid, "failed", msg)
+                    self.store.fail_iteration(self.cid, idx, "label", msg)
                     return Outcome("failed", msg, self._potential_path())
             elif stage == "train":
                 self.train(idx)
@@ -144,10 +179,12 @@ class Controller:
         return np.random.default_rng([self.c.seed, idx, stream])
 
     # ------------------------------------------------------------------ generate + select
-    def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None) -> list[Atoms]:
-        from alloop.generate import generate_candidates
+    def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> list[Atoms]:
+        from alloop.generate import generate_candidates, source_candidates
 
         pool = generate_candidates(self.c.elements, self.c.generate, self._rng(idx, stream))
+        if sources:
+            pool = source_candidates(self.c.generate.sources, idx) + pool
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
         if self.c.explore is not None and pot is not None:
             from alloop.explore import explore
@@ -162,14 +199,24 @@ class Controller:
             pool = [pool[i] for i in sorted(keep)]
         return pool
 
+    def _calibration(self, idx: int) -> list[Atoms]:
+        """Energy-reference calibration cells, labelled by DFT in the first iteration (see label.reference)."""
+        ref = self.c.labels.energy_reference
+        if idx > 0 or ref.method != "fit" or not ref.calibration:
+            return []
+        from alloop.generate.calibration import calibration_structures
+
+        return calibration_structures(self.c.elements, self.c.generate, ref.strains, ref.n_alloy, self._rng(idx, _STREAM_CALIBRATION))
+
     def generate(self, idx: int) -> None:
         t0 = time.time()
-        pool = self._candidate_pool(idx, _STREAM_POOL)
+        pool = self._candidate_pool(idx, _STREAM_POOL, sources=True)
+        calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
         fresh: list[tuple[str, Atoms]] = []
         rejected: list[NewConfiguration] = []
         seen: set[str] = set()
-        for atoms in pool:
+        for atoms in calibration + pool:
             h = config_hash(atoms)
             if h in known or h in seen:
                 continue
@@ -180,12 +227,15 @@ class Controller:
                 rejected.append(_new_config(atoms, h, "failed", str(exc)))
                 continue
             fresh.append((h, atoms))
-        chosen = self._select(idx, [a for _, a in fresh])
+        # calibration cells are always labelled; the budget and max volume apply to the candidates
+        n_cal = sum(a.info.get("kind") == KIND_CALIBRATION for _, a in fresh)
+        chosen = list(range(n_cal)) + [n_cal + i for i in self._select(idx, [a for _, a in fresh[n_cal:]])]
         selected = [_new_config(fresh[i][1], fresh[i][0]) for i in chosen]
         n = self.store.commit_selection(self.cid, idx, selected + rejected)
         log.info(
-            "iteration %d: %d candidates, %d selected, %d rejected as unphysical (%.1f s)",
-            idx, len(pool), n - len(rejected), len(rejected), time.time() - t0,
+            "iteration %d: %d candidates, %d selected%s, %d rejected as unphysical (%.1f s)",
+            idx, len(pool), n - len(rejected) - n_cal, f" (+{n_cal} energy-reference calibration cells)" if n_cal else "",
+            len(rejected), time.time() - t0,
         )
 
     def _select(self, idx: int, structures: list[Atoms]) -> list[int]:
@@ -212,13 +262,16 @@ class Controller:
         for member, todo in missing.items():
             for start in range(0, len(todo), batch):
                 items = [(i, atoms_json[i]) for i in todo[start : start + batch]]
-                futures.append(self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"))
+                futures.append((self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"), items))
         total = sum(len(v) for v in missing.values())
         if total:
             log.info("iteration %d: scoring %d configurations with %d members (%d predictions to make)", idx, len(ids), len(self.members), total)
         done = 0
-        for fut, rows in _as_completed(futures, self._stop):
+        items_of = {f.key: [cid for cid, _ in items] for f, items in futures}
+        for fut, rows in _as_completed([f for f, _ in futures], self._stop):
             member = _member_of(fut.key, self.members)
+            if isinstance(rows, Exception):  # the worker died on this batch every time: no U for these
+                rows = [(cid, None, None, f"the worker predicting died: {rows}") for cid in items_of[fut.key]]
             self.store.save_predictions([Prediction(cid, member, e, f, err) for cid, e, f, err in rows])
             done += len(rows)
             log.info("  predictions %d/%d", done, total)
@@ -226,34 +279,33 @@ class Controller:
         self._route(idx, configs)
 
     def _route(self, idx: int, configs: Sequence[Any]) -> None:
-        from alloop.uq import uncertainty
+        from alloop.ensemble import EnsemblePredictions, MemberPredictions
+        from alloop.ensemble.routing import route
 
-        preds = self.store.predictions([c.id for c in configs], self.members)
-        rmse = np.array([m.rmse if m.rmse is not None else np.nan for m in self.ensemble.members])
-        rmse_arg = None if np.isnan(rmse).any() else rmse
-        routings: list[Routing] = []
-        good = [c for c in configs if all(preds.get((c.id, m)) is not None and preds[(c.id, m)].forces is not None for m in self.members)]
-        if good:
-            flat = [flatten_forces([preds[(c.id, m)].forces for c in good]) for m in self.members]
-            forces, offsets = np.stack([f for f, _ in flat]), flat[0][1]
-            u = {v: uncertainty(forces, offsets, rmse_arg, variant=v) for v in (0, 1, 2)}
+        stored = self.store.predictions([c.id for c in configs], self.members)
+        per_member = {}
+        for m in self.members:
+            pred = MemberPredictions(m, np.full(len(configs), np.nan), [np.full((c.n_atoms, 3), np.nan) for c in configs])
+            for k, c in enumerate(configs):
+                p = stored.get((c.id, m))
+                if p is None or p.forces is None or p.energy is None:
+                    pred.errors[k] = (p.error if p is not None else None) or "no prediction stored"
+                else:
+                    pred.energies[k], pred.forces[k] = p.energy, p.forces
+            per_member[m] = pred
+        preds = EnsemblePredictions.stack(self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64))
         u_c = self.c.uncertainty.u_c
-        for k, c in enumerate(good):
-            u_sel = u[self.c.uncertainty.variant][k]
-            if np.isfinite(u_sel) and u_sel < u_c:  # the paper's strict rule
-                e = preds[(c.id, self.energy_member)]
-                f = preds[(c.id, self.force_member)]
-                routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "umlip", e.energy, f.forces, f"{self.energy_member}|{self.force_member}"))
+        decision = route(preds, u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
+                         force_dft=np.array([c.kind == KIND_CALIBRATION for c in configs], dtype=bool))
+        u = decision.u
+        routings: list[Routing] = []
+        for k, c in enumerate(configs):
+            if decision.to_umlip[k]:
+                routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "umlip", float(decision.energies[k]), decision.forces[k],
+                                        f"{self.energy_member}|{self.force_member}"))
             else:
-                routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "dft", dft_workdir=self._dft_dir(c.hash)))
-        good_ids = {c.id for c in good}
-        for c in configs:
-            if c.id in good_ids:
-                continue
-            errors = [f"{m}: {preds[(c.id, m)].error}" for m in self.members if (c.id, m) in preds and preds[(c.id, m)].error]
-            reason = "U not computable (" + "; ".join(errors or ["missing predictions"]) + "): sent to DFT"
-            routings.append(Routing(c.id, np.nan, np.nan, np.nan, "dft", dft_workdir=self._dft_dir(c.hash), reason=reason))
-        self.store.commit_routing(self.cid, idx, routings, self.c.uncertainty.variant, u_c, self.members, self.c.labels.dft.backend)
+                routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "dft", dft_workdir=self._dft_dir(c.hash), reason=decision.reasons[k]))
+        self.store.commit_routing(self.cid, idx, routings, self.c.uncertainty.variant, u_c, [m.name for m in self.ensemble.u_members], self.c.labels.dft.backend)
         n_dft = sum(r.route == "dft" for r in routings)
         log.info("iteration %d: %d configurations → uMLIP labels, %d → DFT (U_c = %g eV/Å)", idx, len(routings) - n_dft, n_dft, u_c)
 
@@ -295,7 +347,9 @@ class Controller:
             by_key = {f.key: j for f, j in futures}
             for fut, res in _as_completed([f for f, _ in futures], self._stop):
                 job = by_key[fut.key]
-                if res["ok"]:
+                if isinstance(res, Exception):  # its worker died (OOM, segfault, walltime) on every try
+                    self._record_failure(job, f"the worker running this calculation died: {res}", True)
+                elif res["ok"]:
                     self.store.complete_dft_job(job.id, res["backend"], res["energy"], res["forces"], res["stress"], res["meta"])
                     log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], res["energy"])
                 else:
@@ -380,45 +434,69 @@ class Controller:
 
     # ------------------------------------------------------------------ train
     def train(self, idx: int) -> None:
-        from alloop.label.reference import apply_offsets, fit_element_offsets
+        from alloop.label.mixing import label_frame
 
         rows = self.store.training_rows(self.cid, self.energy_member)
         structures = [atoms_from_json(r.atoms_json) for r in rows]
-        comps = [_composition(a) for a in structures]
-        # DFT energies sit on another reference than the uMLIP labels: map them onto the uMLIP scale with
-        # per-element offsets fitted on the configurations that have both.
-        pairs = [(k, r) for k, r in enumerate(rows) if r.source == "dft" and r.reference_energy is not None]
-        offsets: dict[str, float] = {}
-        if pairs and any(r.source == "umlip" for r in rows):
-            offsets = fit_element_offsets([comps[k] for k, _ in pairs], np.array([r.energy for _, r in pairs]), np.array([r.reference_energy for _, r in pairs]))
-        energies = np.array([r.energy for r in rows])
-        corrected = np.array(
-            [apply_offsets(comps[k], energies[k], offsets) if r.source == "dft" and offsets else energies[k] for k, r in enumerate(rows)]
-        )
-        frame = pd.DataFrame(
-            {
-                "ase_atoms": structures,
-                "energy": energies,
-                "forces": [r.forces for r in rows],
-                "energy_corrected": corrected,
-                "source": [r.source for r in rows],
-            }
-        )
+        try:
+            reference = self._energy_reference(rows, structures)
+        except FitError as exc:
+            self._fail(idx, "train", f"iteration {idx}: energy reference: {exc}", exc)
+        is_dft = np.array([r.source == "dft" for r in rows], dtype=bool)
+        frame = label_frame(structures, np.array([r.energy for r in rows]), [r.forces for r in rows], is_dft, reference)
         fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
         log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)", idx, len(rows), sum(r.source == "dft" for r in rows), sum(r.source == "umlip" for r in rows))
         fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), pure=False, key=f"fit-{idx}-{time.time_ns()}")
         try:
-            ((_, res),) = list(_as_completed([fut], self._stop))
-        except FitError as exc:
+            res = _only_result([fut], self._stop, "fit")
+        except AlloopError as exc:
             # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way
             # on every retry: stop with the reason, recorded on the iteration, rather than loop
-            msg = f"iteration {idx}: fit failed: {exc}"
-            self.store.set_stage(self.cid, idx, "failed", msg)
-            self.store.finish_campaign(self.cid, "failed", msg)
-            raise IterationFailed(msg) from exc
+            self._fail(idx, "train", f"iteration {idx}: fit failed: {exc}", exc)
         self._check_stop()
-        self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], {"dft_to_umlip_eV_per_atom": offsets})
-        log.info("iteration %d: potential %s (%s)", idx, res["potential"], _fmt_metrics(res["metrics"]))
+        self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
+        log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
+
+    def _energy_reference(self, rows: Sequence[Any], structures: list[Atoms]) -> Any:
+        """The DFT→uMLIP energy reference: fitted once from DFT-labelled configurations that the energy member
+        also predicts well (U < U_c), never from the high-U ones, and frozen from then on."""
+        from alloop.label.reference import EnergyReference, fit_energy_reference
+
+        stored = self.store.energy_reference(self.cid)
+        if stored is not None:
+            return EnergyReference.from_json(stored)
+        settings = self.c.labels.energy_reference
+        dft = [k for k, r in enumerate(rows) if r.source == "dft"]
+        e_dft = {k: rows[k].energy for k in dft}
+        replay = self.c.labels.dft.replay if self.c.labels.dft.backend == "replay" else None
+        if settings.method == "fit" and replay is not None:
+            # a replay set holds DFT for the low-U configurations too, for free: they are the trustworthy pairs
+            from alloop.label.replay import replayed_energies
+
+            low = [k for k, r in enumerate(rows) if r.source == "umlip"]
+            found = replayed_energies(replay, [structures[k] for k in low])
+            e_dft.update({k: float(e) for k, e in zip(low, found) if np.isfinite(e)})
+        if settings.method == "fit" and not e_dft:
+            return EnergyReference("fit", {}, f"{self.energy_member} (no DFT labels yet)", frozen=False)
+        pairs = sorted(e_dft)
+        try:
+            ref = fit_energy_reference(
+                settings, self.energy_member, [structures[k] for k in pairs], [e_dft[k] for k in pairs],
+                [rows[k].reference_energy for k in pairs], [rows[k].u for k in pairs], self.c.uncertainty.u_c, self.c.elements,
+            )
+        except FitError:
+            if any(r.source == "umlip" for r in rows):
+                raise
+            return EnergyReference("fit", {}, f"DFT ({self.c.labels.dft.backend}; no uMLIP labels to align yet)", frozen=False)
+        if ref.method == "fit":
+            log.info("energy reference fitted on %d configurations with U < U_c: %s eV/atom, residual RMS %.4f eV/atom "
+                     "(%d outliers); frozen from now on", ref.n_pairs, {k: round(v, 4) for k, v in ref.offsets.items()},
+                     ref.residual_rms or 0.0, ref.n_outliers)
+        return ref
+
+    def _fail(self, idx: int, stage: str, msg: str, exc: Exception) -> None:
+        self.store.fail_iteration(self.cid, idx, stage, msg + "; fix the cause, then `alloop run --retry`")
+        raise IterationFailed(msg) from exc
 
     # ------------------------------------------------------------------ evaluate and converge
     def evaluate(self, idx: int) -> Outcome | None:
@@ -433,8 +511,13 @@ class Controller:
                 ok.append(a)
             except UnphysicalStructureError:
                 continue
-        fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
-        ((_, gmax),) = list(_as_completed([fut], self._stop))
+        gmax = np.zeros(0)
+        if ok:
+            fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
+            try:
+                gmax = _only_result([fut], self._stop, "γ evaluation")
+            except AlloopError as exc:
+                self._fail(idx, "evaluate", f"iteration {idx}: γ evaluation failed: {exc}", exc)
         stats = {
             "mean": float(np.mean(gmax)) if len(gmax) else 0.0,
             "median": float(np.median(gmax)) if len(gmax) else 0.0,
@@ -443,31 +526,31 @@ class Controller:
         }
         share = float(np.mean(gmax > conv.gamma_threshold)) if len(gmax) else 0.0
         history = [h["share_above"] for h in self.store.gamma_history(self.cid) if h["iteration_idx"] < idx] + [share]
-        converged = len(history) >= conv.patience and all(s < conv.target_share for s in history[-conv.patience :])
+        converged = len(gmax) > 0 and len(history) >= conv.patience and all(s < conv.target_share for s in history[-conv.patience :])
+        if not len(gmax):
+            log.warning("iteration %d: no fresh candidates to grade (every motif count is 0 and exploration is off or "
+                        "found nothing): convergence cannot be judged, the campaign runs to max_iterations", idx)
         last = idx + 1 >= self.c.max_iterations
-        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="done")
-        log.info("iteration %d: %.1f%% of %d fresh candidates above γ = %g (target < %.1f%%); median γ %.2f, max %.2f",
-                 idx, 100 * share, len(gmax), conv.gamma_threshold, 100 * conv.target_share, stats["median"], stats["max"])
+        outcome = None
         if converged:
             msg = f"converged after iteration {idx}: {share:.1%} of fresh candidates above γ={conv.gamma_threshold:g} (< {conv.target_share:.1%} for {conv.patience} iteration(s)); potential: {pot['path']}"
-            self.store.finish_campaign(self.cid, "converged", msg)
-            return Outcome("converged", msg, pot["path"])
-        if last:
+            outcome = Outcome("converged", msg, pot["path"])
+        elif last:
             msg = f"stopped at max_iterations={self.c.max_iterations} without convergence ({share:.1%} above γ={conv.gamma_threshold:g}); potential: {pot['path']}"
-            self.store.finish_campaign(self.cid, "max_iterations", msg)
-            return Outcome("max_iterations", msg, pot["path"])
-        return None
+            outcome = Outcome("max_iterations", msg, pot["path"])
+        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="done",
+                                   outcome=None if outcome is None else (outcome.status, outcome.message))
+        log.info("iteration %d: %.1f%% of %d fresh candidates above γ = %g (target < %.1f%%); median γ %.2f, max %.2f",
+                 idx, 100 * share, len(gmax), conv.gamma_threshold, 100 * conv.target_share, stats["median"], stats["max"])
+        return outcome
 
 
 # ---------------------------------------------------------------------- helpers
 def _new_config(atoms: Atoms, h: str, status: str = "selected", reason: str | None = None) -> NewConfiguration:
     kind = str(atoms.info.get("kind", "unknown"))
-    return NewConfiguration(h, kind, len(atoms), atoms.get_chemical_formula(), atoms_to_json(atoms), status, reason)
-
-
-def _composition(atoms: Atoms) -> dict[str, int]:
-    syms, counts = np.unique(atoms.get_chemical_symbols(), return_counts=True)
-    return {str(s): int(n) for s, n in zip(syms, counts)}
+    source = atoms.info.get("source")
+    return NewConfiguration(h, kind, len(atoms), atoms.get_chemical_formula(), atoms_to_json(atoms), status, reason,
+                            None if source is None else json.dumps(source))
 
 
 def _member_of(key: str, members: Sequence[str]) -> str:
@@ -484,15 +567,44 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
     return ", ".join(parts[:6])
 
 
-def _as_completed(futures: list[Any], stop: threading.Event):  # type: ignore[no-untyped-def]
+def _as_completed(futures: list[Any], stop: threading.Event, poll_s: float = 0.5):  # type: ignore[no-untyped-def]
     """Yield (future, result) as tasks finish; on a stop request, yield nothing more (the caller has
-    committed everything yielded so far)."""
-    from distributed import as_completed
+    committed everything yielded so far). Waits in short polls, so a stop is seen within `poll_s` even
+    while a long task (a fit, a DFT run) is in flight. A task whose worker died as many times as Dask
+    allows yields its `KilledWorker` exception as the result, for the caller to count as a failed attempt."""
+    from distributed import wait
+    from distributed.scheduler import KilledWorker
 
-    if not futures:
-        return
-    ac = as_completed(futures, with_results=False)
-    for fut in ac:
+    pending = list(futures)
+    while pending:
         if stop.is_set():
             return
-        yield fut, fut.result()
+        try:
+            wait(pending, timeout=poll_s, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            continue
+        still = []
+        for fut in pending:
+            if not fut.done():
+                still.append(fut)
+                continue
+            if stop.is_set():
+                return
+            try:
+                yield fut, fut.result()
+            except KilledWorker as exc:
+                yield fut, exc
+        pending = still
+
+
+def _only_result(futures: list[Any], stop: threading.Event, what: str) -> Any:
+    """The result of a single task; StopRequested if a stop came first, IterationFailed-worthy
+    AlloopError if its worker kept dying."""
+    from distributed.scheduler import KilledWorker
+
+    for _, res in _as_completed(futures, stop):
+        if isinstance(res, KilledWorker):
+            raise AlloopError(f"the worker running the {what} died every time it was tried ({res}); "
+                              "look for memory limits or crashes in the worker logs")
+        return res
+    raise StopRequested

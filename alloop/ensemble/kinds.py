@@ -37,6 +37,9 @@ class Kind:
     uses_task: bool = False
     # Family-specific names for `model` that select an architecture for a checkpoint (orb).
     architectures: tuple[str, ...] = ()
+    # Predictions stored in a data file: `checkpoint` is that file, `model` the name of the model's
+    # columns in it (any name the file holds).
+    stored: bool = False
 
 
 def _shipped(**models: ShippedModel) -> MappingProxyType[str, ShippedModel]:
@@ -123,6 +126,12 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
             package="nequip",
             install="pip install nequip",
             adapter="alloop.ensemble.adapters.external:load_nequip",
+        ),
+        "replay": Kind(
+            package="numpy",
+            install="nothing to install: replay is part of alloop",
+            adapter="alloop.ensemble.adapters.replay:load",
+            stored=True,
         ),
         "deepmd": Kind(
             package="deepmd",

@@ -13,7 +13,6 @@ from alloop.ensemble.members import load_member
 from alloop.ensemble.results import EnsemblePredictions, MemberPredictions
 from alloop.ensemble.spec import EnsembleSpec, MemberSpec, resolve_ensemble
 from alloop.errors import MemberError
-from alloop.structures import flatten_forces
 
 
 def predict_member(member: MemberSpec | Mapping[str, Any], structures: Sequence[Atoms]) -> MemberPredictions:
@@ -46,31 +45,11 @@ def predict_ensemble(
     for it (see EnsemblePredictions.uncertainty). A member that cannot load raises MemberError.
     """
     ens = spec if isinstance(spec, EnsembleSpec) else resolve_ensemble(spec)
-    k, n = len(ens.members), len(structures)
-    _, offsets = flatten_forces([np.zeros((len(a), 3)) for a in structures])
-    energies = np.full((k, n), np.nan)
-    forces = np.full((k, int(offsets[-1]), 3), np.nan)
-    errors: dict[str, dict[int, str]] = {}
-    extras: dict[str, dict[str, np.ndarray]] = {}
-    for j, member in enumerate(ens.members):
+    per_member: dict[str, MemberPredictions] = {}
+    for member in ens.members:
         start = time.perf_counter()
-        pred = predict_member(member, structures)
-        energies[j] = pred.energies
-        if n:
-            forces[j] = np.concatenate(pred.forces)
-        errors[member.name] = dict(pred.errors)
-        if pred.extras:
-            extras[member.name] = dict(pred.extras)
+        pred = per_member[member.name] = predict_member(member, structures)
         if progress is not None:
             failed = f", {len(pred.errors)} failed" if pred.errors else ""
-            progress(f"{member.name}: {n} structures in {time.perf_counter() - start:.1f} s{failed}")
-    return EnsemblePredictions(
-        members=tuple(m.name for m in ens.members),
-        in_u=np.array([m.in_u for m in ens.members], dtype=bool),
-        rmse=ens.rmse(),
-        energies=energies,
-        forces=forces,
-        offsets=offsets,
-        errors=errors,
-        extras=extras,
-    )
+            progress(f"{member.name}: {len(structures)} structures in {time.perf_counter() - start:.1f} s{failed}")
+    return EnsemblePredictions.stack(ens, per_member, np.array([len(a) for a in structures], dtype=np.int64))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from alloop.ensemble.spec import EnsembleSpec
 
 
 @dataclass
@@ -35,6 +40,37 @@ class EnsemblePredictions:
     offsets: np.ndarray  # (n + 1,) structure i is atoms offsets[i]:offsets[i+1]
     errors: dict[str, dict[int, str]]  # member -> structure index -> reason
     extras: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # member -> name -> (n,)
+
+    @classmethod
+    def stack(cls, spec: EnsembleSpec, per_member: Mapping[str, MemberPredictions], n_atoms: np.ndarray) -> EnsemblePredictions:
+        """Every member's predictions on the same n structures (`n_atoms` each), in ensemble order: what
+        `predict_ensemble` returns, and what the campaign builds from the predictions in its database."""
+        from alloop.structures import flatten_forces
+
+        k, n = len(spec.members), len(n_atoms)
+        _, offsets = flatten_forces([np.zeros((int(m), 3)) for m in n_atoms])
+        energies = np.full((k, n), np.nan)
+        forces = np.full((k, int(offsets[-1]), 3), np.nan)
+        errors: dict[str, dict[int, str]] = {}
+        extras: dict[str, dict[str, np.ndarray]] = {}
+        for j, member in enumerate(spec.members):
+            pred = per_member[member.name]
+            energies[j] = pred.energies
+            if n:
+                forces[j] = np.concatenate(pred.forces)
+            errors[member.name] = dict(pred.errors)
+            if pred.extras:
+                extras[member.name] = dict(pred.extras)
+        return cls(
+            members=tuple(m.name for m in spec.members),
+            in_u=np.array([m.in_u for m in spec.members], dtype=bool),
+            rmse=spec.rmse(),
+            energies=energies,
+            forces=forces,
+            offsets=offsets,
+            errors=errors,
+            extras=extras,
+        )
 
     @property
     def n_structures(self) -> int:

@@ -49,7 +49,7 @@ class MemberSpec(BaseModel):
     kind: str = Field(description="uMLIP family: " + ", ".join(KINDS))
     model: str | None = Field(None, description="model shipped in the package (sevenn 7net-0, chgnet 0.3.0, ...), "
                               "or the architecture of an orb checkpoint")
-    checkpoint: str | None = Field(None, description="local weights file")
+    checkpoint: str | None = Field(None, description="local weights file (kind replay: the data file of stored predictions)")
     modal: str | None = Field(None, description="fidelity of a multi-fidelity model (sevenn 7net-mf-0: PBE)")
     task: str | None = Field(None, description="task/head of a multi-task model (fairchem UMA: omat; deepmd/mace head)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -83,7 +83,11 @@ class MemberSpec(BaseModel):
                 raise MemberError(
                     f"{where}: kind '{self.kind}' ships no weights usable offline; give checkpoint: PATH to a local file"
                 )
-            if self.model is not None and self.model not in kind.architectures:
+            if kind.stored:
+                if self.model is None:
+                    raise MemberError(f"{where}: a {self.kind} member needs model: NAME, the model whose stored "
+                                      f"predictions {self.checkpoint} holds")
+            elif self.model is not None and self.model not in kind.architectures:
                 choices = ", ".join(kind.architectures) if kind.architectures else "none: leave model out"
                 raise MemberError(f"{where}: unknown {self.kind} architecture '{self.model}' (valid: {choices})")
             if kind.architectures and self.model is None:

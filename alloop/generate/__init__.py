@@ -23,9 +23,18 @@ from alloop.errors import ConfigError
 from alloop.generate import motifs
 from alloop.generate.lattice import decorate, element_pairs, insert_interstitial, lattice_constant, perfect_bulk
 from alloop.generate.settings import GeneratorSettings, KindCounts
+from alloop.generate.sources import SourceSettings, source_candidates, source_entries
 from alloop.structures import validate_atoms
 
-__all__ = ["GeneratorSettings", "KindCounts", "generate_candidates", "starting_structures"]
+__all__ = [
+    "GeneratorSettings",
+    "KindCounts",
+    "SourceSettings",
+    "generate_candidates",
+    "source_candidates",
+    "source_entries",
+    "starting_structures",
+]
 
 # The lowest-energy self-interstitial of each lattice (W, Mo: <111>; Cu, Al: <100> dumbbell)
 _GROUND_STATE_INTERSTITIAL = {"bcc": "dumbbell_111", "fcc": "dumbbell_100"}

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alloop.generate.sources import SourceSettings
+
 Range = tuple[float, float]
 
 
@@ -58,6 +60,8 @@ class GeneratorSettings(BaseModel):
     # D-optimal ("maxvol") decoration that picks the species maximising the active-set volume is
     # the intended next value and plugs into `decorate`.
     decoration: Literal["random"] = "random"
+    # Structure files whose entries become candidates beside (or, with every count 0, instead of) the motifs.
+    sources: list[SourceSettings] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> GeneratorSettings:

@@ -15,14 +15,87 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field
 
 from alloop.errors import FitError
 
 log = logging.getLogger(__name__)
+
+
+class EnergyReferenceSettings(BaseModel):
+    """How DFT energies are put on the energy member's scale before DFT and uMLIP labels are mixed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["fit", "none"] = Field(
+        "fit", description="fit: per-element offsets on configurations where both sources are trustworthy (U < U_c "
+        "and labelled by both), frozen with the first potential; none: mix as labelled, for DFT and uMLIPs on one "
+        "reference (VASP-PBE vs OMat/MP-compatible models, as in the paper)")
+    calibration: bool = Field(True, description="label each element's bulk ground state (and, for alloys, a few "
+                              "random bulk compositions) by DFT in the first iteration, whatever their U")
+    strains: list[float] = Field(default_factory=lambda: [-0.01, 0.0, 0.01], min_length=1,
+                                 description="isotropic strains of the calibration bulk cells")
+    n_alloy: int = Field(3, ge=0, description="random-composition calibration cells for alloys")
+    outlier_scale: float = Field(0.05, gt=0, description="eV/atom: residuals beyond this weigh less (soft-L1 loss)")
+
+
+@dataclass(frozen=True)
+class EnergyReference:
+    """The offsets mapping DFT energies onto the energy member's scale, as recorded with every potential."""
+
+    method: str  # fit | none
+    offsets: dict[str, float]  # eV/atom per element, added to DFT energies per atom of that element
+    energy_scale: str  # the scale the training labels (and so the potential) are on
+    n_pairs: int = 0  # configurations the offsets were fitted on
+    residual_rms: float | None = None  # eV/atom, after the fit
+    n_outliers: int = 0  # pairs with a residual beyond 3 outlier scales
+    frozen: bool = True  # False until there is something to fit: later potentials then fit their own
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EnergyReference:
+        return cls(**{k: d[k] for k in ("method", "offsets", "energy_scale", "n_pairs", "residual_rms", "n_outliers", "frozen") if k in d})
+
+
+def fit_energy_reference(
+    settings: EnergyReferenceSettings,
+    energy_member: str,
+    compositions: Compositions,
+    e_dft: Sequence[float] | np.ndarray,
+    e_member: Sequence[float | None] | np.ndarray,
+    u: Sequence[float | None] | np.ndarray,
+    u_c: float,
+    elements: Sequence[str],
+) -> EnergyReference:
+    """Offsets from the DFT-labelled configurations that are also trustworthy for the energy member
+    (U < U_c, a prediction present): never from the high-U ones DFT was run for, where the uMLIP energy
+    is least reliable. FitError when no such configuration exists."""
+    if settings.method == "none":
+        return EnergyReference("none", {}, f"as labelled: DFT and {energy_member} energies mixed without offsets")
+    e_m = np.array([np.nan if e is None else float(e) for e in e_member])
+    uu = np.array([np.nan if x is None else float(x) for x in u])
+    counts, _ = composition_matrix(compositions, elements)
+    keep = np.isfinite(e_m) & np.isfinite(uu) & (uu < u_c)
+    if not keep.any():
+        raise FitError(
+            f"no DFT-labelled configuration has U < U_c = {u_c:g} eV/Å and a {energy_member} energy, so the DFT "
+            "energy reference cannot be fitted: keep labels.energy_reference.calibration on (and check that its DFT "
+            "jobs succeeded), or set labels.energy_reference.method: none if DFT and the uMLIPs share a reference")
+    e_src = np.asarray(e_dft, dtype=np.float64)[keep]
+    offsets = fit_element_offsets(counts[keep], e_src, e_m[keep], elements, robust_scale=settings.outlier_scale)
+    n = counts[keep].sum(axis=1)
+    resid = (e_m[keep] - np.asarray(apply_offsets(counts[keep], e_src, offsets, elements))) / n
+    return EnergyReference(
+        "fit", offsets, f"{energy_member} (DFT energies shifted by per-element offsets)", int(keep.sum()),
+        float(np.sqrt(np.mean(resid**2))), int(np.sum(np.abs(resid) > 3 * settings.outlier_scale)),
+    )
 
 Compositions = Sequence[Mapping[str, int]] | Sequence[Atoms] | np.ndarray
 
@@ -59,8 +132,12 @@ def fit_element_offsets(
     e_target: Sequence[float] | np.ndarray,
     elements: Sequence[str] | None = None,
     fallback: Literal["shared", "raise"] = "shared",
+    robust_scale: float | None = None,
 ) -> dict[str, float]:
-    """Per-element offsets δ_el (eV/atom) such that e_source + Σ n_el δ_el ≈ e_target (total energies)."""
+    """Per-element offsets δ_el (eV/atom) such that e_source + Σ n_el δ_el ≈ e_target (total energies).
+
+    With `robust_scale` (eV/atom), a soft-L1 loss bounds the pull of configurations whose per-atom
+    residual exceeds it (a uMLIP far off on one configuration must not move every label)."""
     counts, elements = composition_matrix(compositions, elements)
     src, tgt = np.asarray(e_source, dtype=np.float64), np.asarray(e_target, dtype=np.float64)
     if not (len(src) == len(tgt) == len(counts)):
@@ -77,12 +154,16 @@ def fit_element_offsets(
     rank = np.linalg.matrix_rank(fractions)
     if rank >= len(elements):
         delta, *_ = np.linalg.lstsq(fractions, per_atom_residual, rcond=None)
+        if robust_scale is not None and len(counts) > len(elements):
+            from scipy.optimize import least_squares
+
+            delta = least_squares(lambda d: fractions @ d - per_atom_residual, delta, loss="soft_l1", f_scale=robust_scale).x
         return {el: float(d) for el, d in zip(elements, delta)}
     why = (f"{rank} independent composition(s) for {len(elements)} elements {elements}: per-element offsets "
            "are not identifiable")
     if fallback == "raise":
         raise FitError(why + "; label configurations of more compositions by both sources")
-    shared = float(per_atom_residual.mean())
+    shared = float(np.median(per_atom_residual) if robust_scale is not None else per_atom_residual.mean())
     log.warning("%s; using one shared offset of %.6f eV/atom for all elements", why, shared)
     return {el: shared for el in elements}
 

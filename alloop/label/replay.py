@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alloop.io import read_labelled
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult
-from alloop.structures import config_hash
+from alloop.structures import GeometryIndex, config_hash
 
 
 class ReplaySettings(BaseModel):
@@ -52,41 +52,14 @@ def labelled_configurations(path: Path) -> Iterator[tuple[int, Atoms, float, np.
                None if stress is None else np.asarray(stress, dtype=np.float64))
 
 
-#: Positions and cell within this many Å count as the same configuration when the hash misses.
-MATCH_TOLERANCE = 1e-4
-
-
-class ReplayIndex:
-    """Labels of all sources by configuration hash, with a tolerant fallback: config_hash rounds
-    coordinates to 1e-6 Å, so a configuration that went through a text format (extxyz keeps 1e-8) can
-    land on the other side of a rounding boundary and change hash. The fallback compares geometries of
-    the same atomic numbers within MATCH_TOLERANCE."""
+class ReplayIndex(GeometryIndex[ReplayEntry]):
+    """Labels of all sources by configuration (hash, then geometry within MATCH_TOLERANCE)."""
 
     def __init__(self, sources: list[Path]) -> None:
-        self.by_hash: dict[str, ReplayEntry] = {}
-        self._geometries: dict[bytes, list[tuple[np.ndarray, np.ndarray, np.ndarray, ReplayEntry]]] = {}
+        super().__init__()
         for path in sources:
             for i, atoms, energy, forces, stress in labelled_configurations(Path(path)):
-                h = config_hash(atoms)
-                if h in self.by_hash:  # the first source wins
-                    continue
-                entry = ReplayEntry(energy, forces, stress, str(path), i)
-                self.by_hash[h] = entry
-                key = np.asarray(atoms.numbers, dtype=np.int64).tobytes()
-                self._geometries.setdefault(key, []).append(
-                    (atoms.positions.copy(), np.asarray(atoms.cell).copy(), atoms.pbc.copy(), entry))
-
-    def find(self, atoms: Atoms) -> tuple[ReplayEntry, str] | None:
-        """(entry, "hash" | "tolerance"), or None."""
-        entry = self.by_hash.get(config_hash(atoms))
-        if entry is not None:
-            return entry, "hash"
-        pos, cell = atoms.positions, np.asarray(atoms.cell)
-        for p, c, pbc, entry in self._geometries.get(np.asarray(atoms.numbers, dtype=np.int64).tobytes(), []):
-            if (np.array_equal(pbc, atoms.pbc) and np.abs(c - cell).max() <= MATCH_TOLERANCE
-                    and np.abs(p - pos).max() <= MATCH_TOLERANCE):
-                return entry, "tolerance"
-        return None
+                self.add(atoms, ReplayEntry(energy, forces, stress, str(path), i))
 
 
 _INDEX_CACHE: dict[tuple[tuple[str, float], ...], ReplayIndex] = {}
@@ -123,3 +96,15 @@ class ReplayBackend(DFTBackend):
         e, how = self.lookup(atoms)
         return LabelResult(e.energy, e.forces.copy(), None if e.stress is None else e.stress.copy(), "replay", True,
                            {"replay_file": e.file, "replay_index": e.index, "replay_match": how})
+
+
+def replayed_energies(settings: ReplaySettings, structures: list[Atoms]) -> np.ndarray:
+    """(n,) the replay set's total energies of `structures`, NaN for those it does not hold: DFT labels
+    that cost nothing, e.g. to fit energy references on low-U configurations labelled by the uMLIP."""
+    index = replay_index(settings.sources)
+    out = np.full(len(structures), np.nan)
+    for k, atoms in enumerate(structures):
+        found = index.find(atoms)
+        if found is not None:
+            out[k] = found[0].energy
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alloop.errors import AlloopError
+from alloop.errors import AlloopError, StateError
 from alloop.report import data, plots
 from alloop.report.html import Page, fmt, table
 from alloop.report.summary import summarize
@@ -31,11 +31,18 @@ PARITY_MAX_STRUCTURES = 500
 
 def build_report(db_path: str | Path, outdir: str | Path) -> Path:
     """Write `outdir/index.html` and its figures for the campaign in `db_path`; returns the page's path.
-    Raises StateError when the file is not a readable campaign database."""
+    Raises StateError when the file is not a readable campaign database or has an older schema (the
+    read-only connection cannot migrate it)."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     store = Store.open_readonly(db_path)
+    latest = latest_version()
     try:
+        if store.schema_version < latest:
+            raise StateError(
+                f"{db_path} has schema version {store.schema_version}, older than this alloop's {latest}: the report opens it "
+                "read-only and cannot migrate it; run `alloop status` on it once (which migrates), then build the report"
+            )
         summary = summarize(store, n_events=8)
         camp = store.campaign()
         config = json.loads(camp["config_json"])
@@ -49,10 +56,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         store.close()
     page = Page(f"alloop report: {summary['campaign']}")
     made: list[Path] = []
-    latest = latest_version()
-    if schema < latest:
-        page.note(f"database schema version {schema} (this alloop knows {latest}); `alloop status` or `alloop run` migrates it")
-    elif schema > latest:
+    if schema > latest:
         page.note(f"database schema version {schema} is newer than this alloop knows ({latest}): upgrade alloop if anything is missing")
     for n in tables.notes:
         page.note(n)
@@ -99,13 +103,21 @@ def _summary_section(page: Page, s: dict[str, Any], config: dict[str, Any]) -> N
         ("stage", s["stage"], "stage"),
         ("max iterations", s["max_iterations"], None),
     ]
+    rows.append(("configurations", s["n_configurations"], "n_configurations"))
     rows += [(f"configurations {k}", v, f"configurations.{k}") for k, v in sorted(s["configurations"].items())]
+    if s["kinds"]:
+        rows.append(("configurations by kind", ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"].items())), None))
+    for src in s["sources"]:
+        rows.append((f"from {src['file']}" + (f" [{src['group']}]" if src["group"] else ""),
+                     f"{src['configurations']} ({src['dft']} DFT, {src['umlip']} uMLIP labels)", None))
     rows += [(f"labels by {k}", v, f"labels.{k}") for k, v in sorted(s["labels"].items())]
     rows.append(("DFT share by atoms", fmt(s["dft_fraction_by_atoms"], "pct"), "dft_fraction_by_atoms"))
     rows += [(f"DFT jobs {k}", v, f"dft_jobs.{k}") for k, v in sorted(s["dft_jobs"].items())]
     if s["potential"]:
         p = s["potential"]
         rows += [("potential", f"{p['path']} (iteration {p['iteration']}, {p['n_train']} configurations)", "potential.path")]
+        if (p.get("energy_reference") or {}).get("energy_scale"):
+            rows.append(("energy scale", p["energy_reference"]["energy_scale"], None))
     if s["gamma"]:
         g = s["gamma"][-1]
         rows.append(("γ share above threshold (last)", f"{fmt(g['share_above'], 'pct')} of {g['n_candidates']} (γ > {g['threshold']:g})", None))
@@ -238,9 +250,24 @@ def _parity_subset(dft: pd.DataFrame) -> pd.DataFrame:
     return dft.iloc[np.sort(np.random.default_rng(0).choice(len(dft), PARITY_MAX_STRUCTURES, replace=False))].copy()
 
 
+def _energy_reference(references_json: str | None) -> Any:
+    """The energy reference recorded with a potential; databases from before schema 3 recorded the
+    offsets alone (`dft_to_umlip_eV_per_atom`)."""
+    from alloop.label.reference import EnergyReference
+
+    d = json.loads(references_json or "{}")
+    if "method" in d:
+        return EnergyReference.from_json(d)
+    offsets = d.get("dft_to_umlip_eV_per_atom") or {}
+    return EnergyReference("fit" if offsets else "none", offsets, "the energy member's (DFT energies shifted by per-element offsets)")
+
+
 def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: Path) -> list[Path]:
-    from alloop.label.reference import apply_offsets
-    from alloop.train.evaluate import compute_errors
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from alloop.label.mixing import corrected_energies
+    from alloop.structures import atoms_from_json
+    from alloop.train import potential_errors
 
     if t.potentials.empty or dft.empty:
         page.text("Needs a fitted potential and DFT labels.")
@@ -248,18 +275,13 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
     pot = t.potentials.iloc[-1]
     if len(dft) < len(t.dft):
         page.note(f"an even random {len(dft)} of the {len(t.dft)} DFT-labelled configurations are shown")
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from alloop.structures import atoms_from_json
-
     frames = [atoms_from_json(a) for a in dft["atoms_json"]]
-    offsets = (json.loads(pot["references_json"]) if pot["references_json"] else {}).get("dft_to_umlip_eV_per_atom") or {}
-    energies = dft["energy"].to_numpy(float)
-    if offsets:  # the potential was fitted to DFT energies moved onto the uMLIP scale: compare on that scale
-        energies = apply_offsets(frames, energies, offsets)
+    reference = _energy_reference(pot["references_json"])
+    # the potential was fitted to DFT energies moved onto the energy member's scale: compare on that scale
+    energies = corrected_energies(frames, dft["energy"].to_numpy(float), np.ones(len(frames), dtype=bool), reference)
     for a, e, f in zip(frames, energies, dft["forces"]):
         a.calc = SinglePointCalculator(a, energy=float(e), forces=f)
-    metrics, pairs = compute_errors(pot["path"], frames)
+    metrics, pairs = potential_errors(pot["path"], frames)
     made = plots.parity_pair(pairs, out, title=f"iteration {int(pot['iteration_idx'])} potential vs DFT")
     page.kv([
         ("potential", pot["path"], None),
@@ -268,22 +290,27 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
         ("energy RMSE without mean offset", fmt(metrics["energy_rmse_centered"], "4g"), None),
         ("force RMSE (eV/Å)", fmt(metrics["force_rmse"], "4g"), "parity.force_rmse"),
     ])
-    note = " DFT energies are moved onto the uMLIP scale with the per-element offsets recorded with the fit." if offsets else ""
+    note = (f" DFT energies are moved onto the training scale ({reference.energy_scale}) with the per-element offsets "
+            f"recorded with the fit: {', '.join(f'{el} {v:+.4f} eV/atom' for el, v in reference.offsets.items())}." if reference.offsets else "")
     page.figure(made[0], "Per-atom energies of the current potential against the DFT labels (the `alloop evaluate` computation)." + note)
     page.figure(made[1], "Force components of the current potential against the DFT labels.")
     return made
 
 
 def _sweep_section(page: Page, rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    df = pd.DataFrame(rows).sort_values(["u_c", "seed"])
-    shown = df.copy()
+    from alloop.train.sweep import format_uc, mean_rows
+
+    means = mean_rows(rows)  # the table and figure of `alloop sweep`
+    shown = pd.DataFrame(means)
+    shown["u_c"] = [format_uc(u) for u in shown["u_c"]]
     for k in ("dft_share_configs", "dft_share_atoms"):
         shown[k] = [fmt(v, "pct") for v in shown[k]]
     page.html(table(shown))
-    fig = plots.sweep_plot(rows, out / "sweep.png", title="ACE errors against U_c")
-    page.figure(fig, "Errors against U_c (paper Fig. 4b): the mixed labels against DFT (blue), ACE's training error (green), ACE on all "
-                     "DFT-labelled data (red) and on the test set (purple); energies meV/atom, forces eV/Å; mean and spread over seeds. "
-                     "U_c = 0 (all DFT) and ∞ (all uMLIP) sit at the ends.")
+    page.text(f"{len(rows)} fits, averaged over seeds per U_c; energies meV/atom, forces eV/Å. label: the mixed labels against DFT; "
+              "train: ACE against its training labels; all: ACE on every DFT-labelled configuration; test: held out.")
+    fig = plots.sweep_plot(means, out / "sweep.png", title="U_c sweep")
+    page.figure(fig, "DFT share by atoms and the held-out ACE errors against U_c (paper Fig. 4b); U_c = 0 (all DFT) and ∞ "
+                     "(all uMLIP) sit at the ends of the log axis.")
     return [fig]
 
 

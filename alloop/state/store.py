@@ -42,6 +42,7 @@ class NewConfiguration:
     atoms_json: str
     status: str = "selected"
     reason: str | None = None
+    source_json: str | None = None  # data-set provenance: {"file", "index", "group"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class TrainingRow:
     energy: float
     forces: np.ndarray
     reference_energy: float | None  # the energy member's prediction: aligns DFT energies onto its scale
+    kind: str = ""
+    u: float | None = None  # the campaign's U variant at routing; None where U was not computable
 
 
 class Store:
@@ -160,14 +163,43 @@ class Store:
                 self._event(c, cid, None, "info", "campaign", f"campaign '{name}' created")
                 return int(cid)
             cid = int(row.id)
-            if row.config_json != config_json:
-                c.execute(
-                    text("UPDATE campaign SET config_json=:cfg, updated_at=:t WHERE id=:id"),
-                    {"cfg": config_json, "t": now, "id": cid},
-                )
-                self._event(c, cid, None, "warning", "config", "campaign file changed since the last run; new settings apply from now on")
-            c.execute(text("UPDATE campaign SET status='running', updated_at=:t WHERE id=:id AND status IN ('stopped','failed')"), {"t": now, "id": cid})
+            c.execute(text("UPDATE campaign SET status='running', updated_at=:t WHERE id=:id AND status IN ('stopped')"), {"t": now, "id": cid})
             return cid
+
+    def apply_config(self, cid: int, config_json: str, changes: list[dict[str, Any]], accepted: bool) -> None:
+        """Record the campaign file as it is now, with the differences from the last run as an event."""
+        with self._tx() as c:
+            c.execute(text("UPDATE campaign SET config_json=:cfg, updated_at=:t WHERE id=:id"),
+                      {"cfg": config_json, "t": time.time(), "id": cid})
+            what = "accepted with --accept-changes" if accepted else "applied"
+            self._event(c, cid, None, "warning", "config",
+                        f"campaign file changed since the last run ({len(changes)} setting(s), {what}): "
+                        + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}" for ch in changes),
+                        {"changes": changes, "accepted": accepted})
+
+    def reopen_campaign(self, cid: int, message: str) -> None:
+        """A finished campaign runs on (its iteration limit was raised)."""
+        with self._tx() as c:
+            c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
+            self._event(c, cid, None, "info", "campaign", message)
+
+    def retry_iteration(self, cid: int, idx: int) -> str:
+        """A failed iteration back at the stage it failed in (its quarantined DFT jobs queued again with a fresh
+        attempt budget when it failed while labelling), the campaign running again; returns that stage."""
+        with self._tx() as c:
+            stage = c.execute(text("SELECT failed_stage FROM iteration WHERE campaign_id=:c AND idx=:i"), {"c": cid, "i": idx}).scalar_one()
+            stage = stage or "label"
+            if stage == "label":
+                ids = c.execute(
+                    text("SELECT j.id FROM dft_job j JOIN configuration c ON c.id=j.configuration_id "
+                         "WHERE c.campaign_id=:c AND c.iteration_idx=:i AND j.status='quarantined'"), {"c": cid, "i": idx}).scalars().all()
+                if ids:
+                    c.execute(text(f"UPDATE dft_job SET status='queued', attempts=0, job_id=NULL, updated_at=:t WHERE id IN ({_ids(ids)})"), {"t": time.time()})
+                    c.execute(text(f"UPDATE configuration SET status='scored' WHERE id IN (SELECT configuration_id FROM dft_job WHERE id IN ({_ids(ids)}))"))
+            c.execute(text("UPDATE iteration SET stage=:s, failed_stage=NULL, finished_at=NULL WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
+            c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
+            self._event(c, cid, idx, "warning", "campaign", f"iteration {idx} retried from stage {stage} (alloop run --retry)")
+        return str(stage)
 
     def campaign(self, name: str | None = None) -> dict[str, Any]:
         with self._tx() as c:
@@ -179,11 +211,21 @@ class Store:
 
     def finish_campaign(self, cid: int, status: str, message: str) -> None:
         with self._tx() as c:
-            c.execute(
-                text("UPDATE campaign SET status=:s, message=:m, updated_at=:t WHERE id=:id"),
-                {"s": status, "m": message, "t": time.time(), "id": cid},
-            )
-            self._event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
+            self._finish(c, cid, status, message)
+
+    def fail_iteration(self, cid: int, idx: int, stage: str, message: str) -> None:
+        """The iteration (failed in `stage`) and the campaign marked failed, in one transaction."""
+        with self._tx() as c:
+            self._set_stage(c, cid, idx, "failed", message)
+            c.execute(text("UPDATE iteration SET failed_stage=:s WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
+            self._finish(c, cid, "failed", message)
+
+    def _finish(self, c: Connection, cid: int, status: str, message: str) -> None:
+        c.execute(
+            text("UPDATE campaign SET status=:s, message=:m, updated_at=:t WHERE id=:id"),
+            {"s": status, "m": message, "t": time.time(), "id": cid},
+        )
+        self._event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
 
     def current_iteration(self, cid: int) -> tuple[int, str] | None:
         with self._tx() as c:
@@ -225,8 +267,8 @@ class Store:
                 c.execute(
                     text(
                         "INSERT OR IGNORE INTO configuration (campaign_id, hash, iteration_idx, kind, n_atoms, formula, "
-                        "atoms_json, status, reason, created_at) VALUES (:c, :hash, :i, :kind, :n_atoms, :formula, "
-                        ":atoms_json, :status, :reason, :t)"
+                        "atoms_json, status, reason, source_json, created_at) VALUES (:c, :hash, :i, :kind, :n_atoms, "
+                        ":formula, :atoms_json, :status, :reason, :source_json, :t)"
                     ),
                     [{"c": cid, "i": idx, "t": now, **cfg.__dict__} for cfg in configs],
                 )
@@ -411,14 +453,33 @@ class Store:
         with self._tx() as c:
             rows = c.execute(
                 text(
-                    "SELECT c.id, c.atoms_json, l.source, l.backend, l.energy, l.forces, p.energy FROM label l "
+                    "SELECT c.id, c.atoms_json, l.source, l.backend, l.energy, l.forces, p.energy, c.kind, "
+                    "CASE u.variant WHEN 0 THEN u.u0 WHEN 1 THEN u.u1 ELSE u.u2 END FROM label l "
                     "JOIN configuration c ON c.id=l.configuration_id "
                     "LEFT JOIN prediction p ON p.configuration_id=c.id AND p.member=:m "
+                    "LEFT JOIN uncertainty u ON u.configuration_id=c.id "
                     "WHERE c.campaign_id=:c AND c.status='labelled' ORDER BY c.id"
                 ),
                 {"c": cid, "m": energy_member},
             ).all()
-        return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6]) for r in rows]
+        return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6], r[7], r[8]) for r in rows]
+
+    def stored_config(self, cid: int) -> str:
+        with self._tx() as c:
+            return str(c.execute(text("SELECT config_json FROM campaign WHERE id=:id"), {"id": cid}).scalar_one())
+
+    def energy_reference(self, cid: int) -> dict[str, Any] | None:
+        """The energy reference frozen with an earlier potential (the first one that had DFT and uMLIP
+        labels to align, or any with method none), or None."""
+        with self._tx() as c:
+            rows = c.execute(
+                text("SELECT references_json FROM potential WHERE campaign_id=:c ORDER BY iteration_idx"), {"c": cid}
+            ).scalars().all()
+        for r in rows:
+            ref = json.loads(r)
+            if ref.get("frozen"):
+                return ref
+        return None
 
     def save_potential(self, cid: int, idx: int, path: str, active_set: str | None, n_train: int, metrics: dict[str, Any], references: dict[str, Any]) -> None:
         with self._tx() as c:
@@ -438,9 +499,16 @@ class Store:
             row = c.execute(text(q + " ORDER BY iteration_idx DESC LIMIT 1"), {"c": cid, "i": before_idx}).mappings().first()
         return None if row is None else dict(row)
 
-    def save_gamma_eval(self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str) -> None:
+    def save_gamma_eval(
+        self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str,
+        outcome: tuple[str, str] | None = None,
+    ) -> None:
+        """Store the γ evaluation and move the iteration on; with `outcome` (status, message) the campaign
+        ends in the same transaction, so a kill can never leave a finished campaign looking unfinished."""
         share = float(np.mean(gamma_max > threshold)) if len(gamma_max) else 0.0
         with self._tx() as c:
+            if outcome is not None:
+                self._finish(c, cid, *outcome)
             c.execute(
                 text(
                     "INSERT OR REPLACE INTO gamma_eval (campaign_id, iteration_idx, n_candidates, threshold, share_above, gamma_max, stats_json, created_at) "
@@ -458,6 +526,55 @@ class Store:
                 {"c": cid},
             ).mappings().all()
         return [{**dict(r), "stats": json.loads(r["stats_json"])} for r in rows]
+
+    # ---------------------------------------------------------------- sweeps (`alloop sweep`)
+    def sweep_inputs(self, cid: int, energy_member: str, force_member: str) -> list[dict[str, Any]]:
+        """Every scored configuration with its U (campaign variant), its DFT label where one exists and
+        the label members' predictions: the input of `alloop sweep`."""
+        with self._tx() as c:
+            rows = c.execute(
+                text(
+                    "SELECT c.id, c.atoms_json, CASE u.variant WHEN 0 THEN u.u0 WHEN 1 THEN u.u1 ELSE u.u2 END, "
+                    "l.energy, l.forces, pe.energy, pf.forces FROM configuration c "
+                    "JOIN uncertainty u ON u.configuration_id=c.id "
+                    "LEFT JOIN label l ON l.configuration_id=c.id AND l.source='dft' "
+                    "LEFT JOIN prediction pe ON pe.configuration_id=c.id AND pe.member=:em "
+                    "LEFT JOIN prediction pf ON pf.configuration_id=c.id AND pf.member=:fm "
+                    "WHERE c.campaign_id=:c ORDER BY c.id"
+                ),
+                {"c": cid, "em": energy_member, "fm": force_member},
+            ).all()
+        return [
+            {"id": int(r[0]), "atoms_json": r[1], "u": r[2], "e_dft": r[3], "f_dft": None if r[4] is None else from_blob(r[4]),
+             "e_umlip": r[5], "f_umlip": None if r[6] is None else from_blob(r[6])}
+            for r in rows
+        ]
+
+    def sweep_fit(self, cid: int, u_c: float, seed: int, fingerprint: str) -> dict[str, Any] | None:
+        with self._tx() as c:
+            row = c.execute(
+                text("SELECT fit_dir, potential, metrics_json FROM sweep_fit WHERE campaign_id=:c AND u_c=:u AND seed=:s AND fingerprint=:f"),
+                {"c": cid, "u": _uc_db(u_c), "s": seed, "f": fingerprint},
+            ).first()
+        return None if row is None else {"fit_dir": row[0], "potential": row[1], "metrics": json.loads(row[2])}
+
+    def save_sweep_fit(self, cid: int, u_c: float, seed: int, fingerprint: str, fit_dir: str, potential: str, metrics: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute(
+                text(
+                    "INSERT OR REPLACE INTO sweep_fit (campaign_id, u_c, seed, fingerprint, fit_dir, potential, metrics_json, created_at) "
+                    "VALUES (:c, :u, :s, :f, :d, :p, :m, :t)"
+                ),
+                {"c": cid, "u": _uc_db(u_c), "s": seed, "f": fingerprint, "d": fit_dir, "p": potential,
+                 "m": json.dumps(metrics, default=float), "t": time.time()},
+            )
+            self._event(c, cid, None, "info", "sweep", f"sweep fit at U_c={u_c:g}, seed {seed}: {potential}")
+
+    def sweep_results(self, cid: int) -> list[dict[str, Any]]:
+        """Every recorded sweep fit's row (see alloop.train.sweep.ROW_KEYS), oldest first."""
+        with self._tx() as c:
+            rows = c.execute(text("SELECT metrics_json FROM sweep_fit WHERE campaign_id=:c ORDER BY id"), {"c": cid}).scalars().all()
+        return [json.loads(r) for r in rows]
 
     # ---------------------------------------------------------------- events and summaries
     def log_event(self, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -500,7 +617,19 @@ class Store:
                     {"c": cid},
                 ).all()
             )
-        return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs}
+            by_kind = dict(c.execute(text("SELECT kind, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY kind"), {"c": cid}).all())
+            provenance = c.execute(
+                text(
+                    "SELECT json_extract(c.source_json, '$.file'), json_extract(c.source_json, '$.group'), COUNT(*), "
+                    "SUM(l.source='dft'), SUM(l.source='umlip') FROM configuration c "
+                    "LEFT JOIN label l ON l.configuration_id=c.id "
+                    "WHERE c.campaign_id=:c AND c.source_json IS NOT NULL GROUP BY 1, 2 ORDER BY MIN(c.id)"
+                ),
+                {"c": cid},
+            ).all()
+        sources = [{"file": f, "group": g, "configurations": int(n), "dft": int(d or 0), "umlip": int(u or 0)} for f, g, n, d, u in provenance]
+        return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs,
+                "kinds": by_kind, "sources": sources}
 
     # ---------------------------------------------------------------- read-only access for reports
     # One query per table, returned as columns (lists), so a report over 10,000 configurations is a
@@ -598,6 +727,11 @@ class Store:
 
 def _ids(ids: Sequence[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
+
+
+def _uc_db(u_c: float) -> float:
+    # SQLite keeps no infinity reliably across drivers: U_c = inf is stored as the largest double
+    return 1e308 if u_c == float("inf") else float(u_c)
 
 
 def _f(x: float) -> float | None:

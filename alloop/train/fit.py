@@ -116,7 +116,7 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
     workdir = Path(workdir).resolve()
     elements = sorted(set(elements))
     frame = training_frame(data, elements)
-    fingerprint = _fingerprint(frame, settings, elements)
+    fingerprint = fit_fingerprint(frame, settings, elements)
     workdir.mkdir(parents=True, exist_ok=True)
     with _locked(workdir):
         done = _completed(workdir, fingerprint)
@@ -222,7 +222,7 @@ def training_frame(data: pd.DataFrame, elements: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str]) -> str:
+def fit_fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str]) -> str:
     h = hashlib.sha256()
     h.update(settings.model_dump_json().encode())
     h.update(json.dumps(elements).encode())

@@ -1,0 +1,114 @@
+"""The loop on the paper's own W data, replayed: configurations from a data file with their provenance,
+U computed by the loop exactly as `alloop score` computes it (an `in_u: false` label member stays out of
+U), the paper's strict routing, and energy references fitted only where both sources are trustworthy."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from alloop.config import load_campaign
+from alloop.controller.loop import Controller
+from alloop.ensemble import predict_ensemble, resolve_ensemble
+from alloop.generate import source_candidates
+from alloop.state import Store
+
+CAMPAIGN = """\
+name: w-replay
+elements: [W]
+workdir: run
+ensemble:
+  name: three-plus-labels
+  energy_member: eqV2-31M-OAM
+  force_member: eqV2-31M-OMat
+  members:
+    - {{name: eSEN-30M-OMat, kind: replay, checkpoint: {npz}, model: 13-esen-omat, rmse: 0.23719}}
+    - {{name: eqV2-31M-OMat, kind: replay, checkpoint: {npz}, model: 10-eqV2-31-omat, rmse: 0.243286}}
+    - {{name: SevenNet, kind: replay, checkpoint: {npz}, model: 7-7net, rmse: 0.27751}}
+    - {{name: eqV2-31M-OAM, kind: replay, checkpoint: {npz}, model: 2-eqV2-31, in_u: false}}
+uncertainty: {{u_c: 0.3}}
+labels:
+  energy_reference: {{method: none}}
+  dft: {{backend: replay, replay: {{sources: [{npz}]}}}}
+generate:
+  counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
+  sources:
+    - {{path: {npz}, indices: "0-29", name: general, per_iteration: 20}}
+    - {{path: {npz}, indices: "1026-1030", name: dimer}}
+selection: {{budget: 100, min_distance: 1.0}}
+cluster: {{n_workers: 1}}
+"""
+
+
+@pytest.fixture(scope="module")
+def scored(shared_data, tmp_path_factory):
+    """A campaign's first iteration generated and scored (no fit needed for what is checked here)."""
+    from distributed import Client
+
+    npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
+    root = tmp_path_factory.mktemp("replay")
+    (root / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz))
+    campaign = load_campaign(root / "campaign.yaml")
+    store = Store.open(campaign.database_path)
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        ctl = Controller(campaign, store, client)
+        store.start_iteration(ctl.cid, 0)
+        ctl.generate(0)
+        ctl.score(0)
+    store.close()
+    return campaign, npz
+
+
+def test_data_file_entries_become_candidates_with_their_provenance(scored):
+    campaign, npz = scored
+    con = sqlite3.connect(campaign.database_path)
+    rows = con.execute("SELECT kind, source_json FROM configuration ORDER BY id").fetchall()
+    con.close()
+    # iteration 0 takes the first 20 "general" entries and all 5 dimers
+    assert len(rows) == 25 and {k for k, _ in rows} == {"dataset"}
+    sources = [json.loads(s) for _, s in rows]
+    assert [s["index"] for s in sources] == list(range(20)) + list(range(1026, 1031))
+    assert {s["group"] for s in sources[:20]} == {"general"} and {s["group"] for s in sources[20:]} == {"dimer"}
+    assert all(s["file"] == str(npz) for s in sources)
+    # the next iteration gets the next 20 "general" entries (10 are left) and no dimers
+    later = source_candidates(campaign.generate.sources, 1)
+    assert [a.info["source"]["index"] for a in later] == list(range(20, 30))
+    assert source_candidates(campaign.generate.sources, 2) == []
+
+
+def test_the_loop_computes_the_same_u_as_alloop_score_without_the_label_only_member(scored):
+    campaign, npz = scored
+    spec = resolve_ensemble(campaign.ensemble)
+    con = sqlite3.connect(campaign.database_path)
+    stored = con.execute(
+        "SELECT json_extract(c.source_json, '$.index'), u.u0, u.u1, u.u2, u.members, c.route FROM configuration c "
+        "JOIN uncertainty u ON u.configuration_id = c.id ORDER BY c.id").fetchall()
+    con.close()
+    from alloop.io import read_labelled
+
+    frames = read_labelled(npz)
+    preds = predict_ensemble(spec, [frames[i] for i, *_ in stored])
+    for v in (0, 1, 2):
+        np.testing.assert_allclose([r[1 + v] for r in stored], preds.uncertainty(v), rtol=1e-12)
+    assert json.loads(stored[0][4]) == ["eSEN-30M-OMat", "eqV2-31M-OMat", "SevenNet"]
+    # strict U < U_c goes to the uMLIP, the rest (here the dimers among them) to DFT
+    u1 = preds.uncertainty(1)
+    assert [r[5] for r in stored] == ["umlip" if u < 0.3 else "dft" for u in u1]
+    assert {r[5] for r in stored} == {"umlip", "dft"}
+
+
+def test_umlip_labels_come_from_the_label_members(scored):
+    campaign, npz = scored
+    w = np.load(npz)
+    names = list(w["model_names"])
+    con = sqlite3.connect(campaign.database_path)
+    row = con.execute(
+        "SELECT json_extract(c.source_json, '$.index'), l.energy, l.backend FROM label l JOIN configuration c "
+        "ON c.id = l.configuration_id WHERE l.source = 'umlip' ORDER BY c.id LIMIT 1").fetchone()
+    con.close()
+    i, energy, backend = row
+    assert backend == "eqV2-31M-OAM|eqV2-31M-OMat"
+    assert energy == pytest.approx(w["energy_per_atom_models"][names.index("2-eqV2-31")][i] * w["n_atoms"][i])

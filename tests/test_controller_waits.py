@@ -1,0 +1,47 @@
+"""How the controller waits for Dask tasks: a stop request is seen within a poll even while a long task
+(a fit, a DFT run) is in flight, and a task whose worker keeps dying comes back as a failed attempt
+instead of crashing the controller."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from distributed import Client, LocalCluster
+
+from alloop.controller.loop import StopRequested, _as_completed, _only_result
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
+
+
+def test_results_arrive_as_they_finish(client):
+    # library functions as tasks: the worker need not import this test module
+    slow, quick = (client.submit(time.sleep, s, pure=False) for s in (0.6, 0.1))
+    assert [f for f, _ in _as_completed([slow, quick], threading.Event())] == [quick, slow]
+
+
+def test_a_stop_is_seen_while_a_long_task_runs(client):
+    stop = threading.Event()
+    fut = client.submit(time.sleep, 60, pure=False)
+    threading.Timer(0.5, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(StopRequested):
+        _only_result([fut], stop, "fit")
+    assert time.monotonic() - t0 < 3
+    fut.cancel()
+
+
+def test_a_task_whose_worker_keeps_dying_is_a_result_not_a_crash():
+    from distributed.scheduler import KilledWorker
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
+            (_, res), = list(_as_completed([c.submit(os._exit, 9, pure=False)], threading.Event()))
+            assert isinstance(res, KilledWorker)
