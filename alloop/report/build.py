@@ -232,15 +232,19 @@ def _gamma_section(page: Page, t: data.CampaignTables, config: dict[str, Any], o
     heads = {"iteration": "iteration", "n_candidates": "candidates", "threshold": "γ threshold", "share_above": "share above"}
     page.html(table(shown, headers=[heads.get(str(c), f"γ {c}") for c in shown.columns]))
     threshold = float(g["threshold"].iloc[-1])
-    fig = plots.distributions({f"iteration {i}": v for i, v in values.items()}, out / "gamma.png", threshold=threshold,
-                              title=f"max γ of fresh candidates (converged: < {fmt(target, 'pct')} above {threshold:g})")
-    page.figure(fig, f"The largest extrapolation grade γ of each fresh candidate per iteration; the campaign converges when the share "
-                     f"above the threshold {threshold:g} stays below the target {fmt(target, 'pct')} for {conv.get('patience')} iteration(s).")
+    made = []
+    if any(v.size for v in values.values()):
+        made.append(plots.distributions({f"iteration {i}": v for i, v in values.items() if v.size}, out / "gamma.png", threshold=threshold,
+                                          title=f"max γ of fresh candidates (converged: < {fmt(target, 'pct')} above {threshold:g})"))
+        page.figure(made[-1], f"The largest extrapolation grade γ of each fresh candidate per iteration; the campaign converges when the share "
+                              f"above the threshold {threshold:g} stays below the target {fmt(target, 'pct')} for {conv.get('patience')} iteration(s).")
+    else:
+        page.text("No fresh candidate was graded (the candidate pool was empty).")
     share = plots.trend_plot(g["iteration"].tolist(), {"share above γ threshold": g["share_above"].tolist(),
                              "target": [target if target is not None else np.nan] * len(g)}, out / "gamma_share.png",
                              title="share of fresh candidates above the γ threshold")
     page.figure(share, "The convergence criterion over iterations.")
-    return [fig, share]
+    return [*made, share]
 
 
 def _parity_subset(dft: pd.DataFrame) -> pd.DataFrame:
@@ -290,8 +294,9 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
         ("energy RMSE without mean offset", fmt(metrics["energy_rmse_centered"], "4g"), None),
         ("force RMSE (eV/Å)", fmt(metrics["force_rmse"], "4g"), "parity.force_rmse"),
     ])
-    note = (f" DFT energies are moved onto the training scale ({reference.energy_scale}) with the per-element offsets "
-            f"recorded with the fit: {', '.join(f'{el} {v:+.4f} eV/atom' for el, v in reference.offsets.items())}." if reference.offsets else "")
+    note = (" DFT energies are moved onto the training scale with the per-element offsets recorded with the fit ("
+            + ", ".join(f"{el} {v:+.4f} eV/atom" for el, v in reference.offsets.items()) + f"; scale: {reference.energy_scale})."
+            if reference.offsets else "")
     page.figure(made[0], "Per-atom energies of the current potential against the DFT labels (the `alloop evaluate` computation)." + note)
     page.figure(made[1], "Force components of the current potential against the DFT labels.")
     return made

@@ -222,7 +222,11 @@ def trend_plot(
         if v.shape != it.shape:
             raise uq.UQInputError(f"trend_plot: series {name!r} has {v.size} values for {it.size} iterations")
         ax.plot(it, v, marker="o", ms=4, lw=1.5, label=name)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if np.unique(it).size <= 12:
+        ax.set_xticks(np.unique(it))  # whole iterations only, also when there is just one
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(float(it.min()) - 0.5, float(it.max()) + 0.5)
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
