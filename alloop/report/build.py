@@ -182,8 +182,9 @@ def _uncertainty_section(page: Page, t: data.CampaignTables, out: Path) -> list[
         page.text("No configuration scored yet.")
         return []
     dft = t.dft[np.isfinite(t.dft["delta_f"].to_numpy(dtype=float))] if len(t.dft) else t.dft
-    u_by = {f"iteration {i}": g["u"].to_numpy(float) for i, g in scored.groupby("iteration_idx")}
-    df_by = {f"iteration {i}": g["delta_f"].to_numpy(float) for i, g in dft.groupby("iteration_idx")}
+    shown_its = _recent(sorted(set(scored["iteration_idx"])), page, "U histograms")
+    u_by = {f"iteration {i}": g["u"].to_numpy(float) for i, g in scored.groupby("iteration_idx") if i in shown_its}
+    df_by = {f"iteration {i}": g["delta_f"].to_numpy(float) for i, g in dft.groupby("iteration_idx") if i in shown_its}
     u_cs = sorted(set(pd.to_numeric(scored["u_c"]).tolist()))
     made = [plots.mirrored_histograms(u_by, df_by, out / "u_histograms.png", lines={f"U_c = {u:g} eV/Å": u for u in u_cs},
                                       title="U of scored configurations (top), ΔF where DFT labels exist (bottom)")]
@@ -198,6 +199,17 @@ def _uncertainty_section(page: Page, t: data.CampaignTables, out: Path) -> list[
             made.append(plots.parity_hexbin(u, dft["delta_f"].to_numpy(float), out / "u_vs_force_error.png", title=f"U vs ΔF of {t.force_member}"))
             page.figure(made[-1], "U against the true force error of the force member on the DFT-labelled configurations (paper Fig. 4a).")
     return made
+
+
+# Distributions of more iterations than this, overlaid in one figure, stop being readable.
+MAX_OVERLAID_ITERATIONS = 6
+
+
+def _recent(iterations: list[int], page: Page, what: str) -> list[int]:
+    if len(iterations) > MAX_OVERLAID_ITERATIONS:
+        page.note(f"{what}: the last {MAX_OVERLAID_ITERATIONS} of {len(iterations)} iterations")
+        return iterations[-MAX_OVERLAID_ITERATIONS:]
+    return iterations
 
 
 def _potential_section(page: Page, t: data.CampaignTables, out: Path) -> list[Path]:
@@ -233,8 +245,9 @@ def _gamma_section(page: Page, t: data.CampaignTables, config: dict[str, Any], o
     page.html(table(shown, headers=[heads.get(str(c), f"γ {c}") for c in shown.columns]))
     threshold = float(g["threshold"].iloc[-1])
     made = []
-    if any(v.size for v in values.values()):
-        made.append(plots.distributions({f"iteration {i}": v for i, v in values.items() if v.size}, out / "gamma.png", threshold=threshold,
+    shown_its = _recent(sorted(i for i, v in values.items() if v.size), page, "γ distributions")
+    if shown_its:
+        made.append(plots.distributions({f"iteration {i}": values[i] for i in shown_its}, out / "gamma.png", threshold=threshold,
                                           title=f"max γ of fresh candidates (converged: < {fmt(target, 'pct')} above {threshold:g})"))
         page.figure(made[-1], f"The largest extrapolation grade γ of each fresh candidate per iteration; the campaign converges when the share "
                               f"above the threshold {threshold:g} stays below the target {fmt(target, 'pct')} for {conv.get('patience')} iteration(s).")
