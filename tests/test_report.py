@@ -197,6 +197,17 @@ def test_an_old_database_is_refused_until_migrated_then_reported(campaign_db, tm
     assert "Current potential against the DFT labels" in page and "newer than this alloop" not in page
 
 
+def test_a_potential_file_gone_missing_leaves_the_rest_of_the_page(campaign_db, tmp_path):
+    moved = tmp_path / "moved.db"
+    shutil.copy(campaign_db, moved)
+    with sqlite3.connect(moved) as con:  # e.g. the work directory was cleaned or copied without iter_*/
+        con.execute("UPDATE potential SET path = '/gone/output_potential.yaml'")
+    dom = render(build_report(moved, tmp_path / "r"), tmp_path)
+    assert "Current potential against the DFT labels" in dom.sections and "parity.force_rmse" not in dom.keys
+    assert "not drawn:" in (tmp_path / "r" / "index.html").read_text() and "/gone/output_potential.yaml" in (tmp_path / "r" / "index.html").read_text()
+    assert "u_histograms.png" in dom.images and all(int(w) > 0 for w in dom.body["data-widths"].split(","))
+
+
 def test_a_sweep_adds_its_table_and_figure(campaign_db, report, tmp_path, monkeypatch):
     def sweep_results(self, cid):  # the contract of `alloop sweep` (issue 9)
         rows = []
