@@ -246,13 +246,15 @@ def parity_pair(pairs: Mapping[str, np.ndarray], outdir: str | Path, title: str 
     ]
 
 
-def _log_bins(values: Sequence[np.ndarray], per_decade: int = 5) -> np.ndarray:
-    """Log-spaced bin edges on whole decades covering the positive, finite values."""
+def _log_bins(values: Sequence[np.ndarray], per_decade: int = 5, floor: float = 1e-5) -> np.ndarray:
+    """Log-spaced bin edges on whole decades covering the positive, finite values, starting no lower than
+    `floor` (a perfect bulk cell's ΔF of 1e-30 eV/Å would otherwise stretch the axis over 25 empty decades;
+    smaller values are counted in the first bin)."""
     pos = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] or [np.zeros(0)])
     if pos.size == 0:
         return np.logspace(-3, 1, 4 * per_decade + 1)
-    lo, hi = np.floor(np.log10(pos.min())), np.ceil(np.log10(pos.max()))
-    hi = max(hi, lo + 1)
+    lo = max(np.floor(np.log10(pos.min())), np.log10(floor))
+    hi = max(np.ceil(np.log10(pos.max())), lo + 1)
     return np.logspace(lo, hi, int(hi - lo) * per_decade + 1)
 
 
@@ -286,7 +288,7 @@ def mirrored_histograms(
         for ax, values, ls, what in ((up, t[g], "-", top_label), (down, b[g], "--", bottom_label)):
             ok = values[np.isfinite(values) & (values > 0)]
             if ok.size:
-                counts, _ = np.histogram(ok, bins=bins)
+                counts, _ = np.histogram(np.maximum(ok, bins[0]), bins=bins)
                 ax.stairs(counts, bins, color=f"C{k % 10}", lw=1.6, ls=ls, label=f"{g}: {what} (n={ok.size})")
     for ax in (up, down):
         for name, x in (lines or {}).items():
@@ -324,7 +326,7 @@ def distributions(
         if ok.size == 0:
             continue
         above = f", {np.mean(v > threshold):.1%} > {threshold:g}" if threshold is not None and v.size else ""
-        ax.hist(ok, bins=bins, histtype="step", lw=1.6, color=f"C{k % 10}", label=f"{g} (n={v.size}{above})")
+        ax.hist(np.maximum(ok, bins[0]), bins=bins, histtype="step", lw=1.6, color=f"C{k % 10}", label=f"{g} (n={v.size}{above})")
     if threshold is not None:
         ax.axvline(threshold, color="tab:red", lw=1.3, ls=":", label=f"threshold {threshold:g}")
     ax.set_xscale("log")
