@@ -141,11 +141,12 @@ def test_vasp_jobs_converge_get_corrected_or_are_quarantined(slurm: SlurmCluster
     wd = tmp_path / "nelm"
     assert run_job(nelm, atoms, wd, batch) is None
     (correction,) = json.loads((wd / "corrections.json").read_text())
-    assert correction["handler"] == "vasp-nelm" and correction["changes"] == {"incar.ALGO": [None, "All"]}
+    assert correction["handler"] == "vasp-nonconverging"  # custodian's ALGO ladder, for an OUTCAR-only run
+    assert correction["changes"] == {"incar.ALGO": [None, "All"], "incar.ISEARCH": [None, 1]}
     assert (wd / "attempts" / "0" / "OUTCAR").is_file() and (wd / "attempts" / "0" / JOB_OUTPUT).is_file()
     result = run_job(nelm, atoms, wd, batch, attempt=1)
     assert result is not None and result.meta["incar"]["ALGO"] == "All"
-    assert [c["handler"] for c in result.meta["corrections"]] == ["vasp-nelm"]
+    assert [c["handler"] for c in result.meta["corrections"]] == ["vasp-nonconverging"]
 
     # Never converges: one correction (max_corrections=1), then quarantine.
     never = fake_vasp(tmp_path, potcars, "OUTCAR.nelm-breach-consistent.gz", "OUTCAR.nelm-breach-consistent.gz")

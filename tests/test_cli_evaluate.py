@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from alloop.cli import main
-from alloop.train import potential_errors
+from alloop.train import compute_errors
 from alloop.io import read_labelled, write_extxyz
 
 PAPER_POTENTIAL = "uq_umlip_W/ace_potentials/0_ensemble_potential_0.yaml"
@@ -51,7 +51,7 @@ def test_json_output_matches_the_errors_of_the_published_potential(paper_potenti
     # trained on these DFT total energies (paper: ~7 meV/atom, 0.17 eV/Å on held-out data): ~2 meV/atom, 0.09 eV/Å
     assert metrics["energy_rmse"] < 20 and abs(metrics["energy_offset"]) < 10 and metrics["force_rmse"] < 0.3
     assert metrics["energy_rmse"] >= metrics["energy_rmse_centered"]
-    direct, pairs = potential_errors(paper_potential, read_labelled(w_data))
+    direct, pairs = compute_errors(paper_potential, read_labelled(w_data))
     assert direct["force_rmse"] == pytest.approx(metrics["force_rmse"])
     assert pairs["f_ref"].shape == pairs["f_pred"].shape == (3 * metrics["n_atoms"],)
     np.testing.assert_allclose(np.sqrt(np.mean((pairs["f_pred"] - pairs["f_ref"]) ** 2)), metrics["force_rmse"])

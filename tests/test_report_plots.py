@@ -103,3 +103,12 @@ def test_stacked_bars_with_a_cumulative_line(tmp_path):
     with pytest.raises(uq.UQInputError, match="2 values for 3 categories"):
         plots.stacked_bars([0, 1, 2], {"short": [1, 2]}, out)
 
+
+def test_sweep_plot_places_zero_and_infinity_at_the_ends(tmp_path):
+    rows = [{"u_c": u_c, "seed": s, "dft_share_atoms": share, "label_rmse_e": 1 + 50 * (1 - share) ** 4, "label_rmse_f": 0.01 + (1 - share),
+             "train_rmse_e": 5.0 + s, "train_rmse_f": 0.15, "all_rmse_e": 6.0, "all_rmse_f": 0.17, "test_rmse_e": 6.5, "test_rmse_f": None}
+            for u_c, share in ((0.0, 1.0), (0.5, 0.39), (1.0, 0.043), (float("inf"), 0.0)) for s in (0, 1)]
+    out = tmp_path / "sweep.png"
+    assert_png(plots.sweep_plot(rows, out), out)
+    x, ticks, labels = plots._uc_positions(np.array([0.0, 0.5, 1.0, np.inf]))
+    assert labels == ["0", "0.5", "1", "∞"] and list(x) == sorted(x) and ticks == sorted(set(x))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from alloop.errors import AlloopError
+from alloop.train.evaluate import compute_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,12 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.io import read_labelled
-    from alloop.train import load_ace, potential_errors
+    from alloop.train import load_ace
 
     try:
         load_ace(args.potential)  # a wrong potential path fails before a possibly long read of the data
         frames = read_labelled(args.data)
-        metrics, pairs = potential_errors(args.potential, frames)
+        metrics, pairs = compute_errors(args.potential, frames)
         metrics["data"] = str(args.data)
         if args.plots:
             from alloop.report.plots import parity_pair

@@ -27,9 +27,11 @@ from typing import Literal, Protocol
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from alloop.errors import AlloopError, ConfigError, MissingFileError
-from alloop.label.vasp import template_path
+from alloop.resources import template_path
 
 SchedulerName = Literal["slurm", "pbs", "lsf"]
+#: what SLURM, PBS and LSF write into a job's output when they kill it at its time limit
+TIME_LIMIT_MESSAGES = ("DUE TO TIME LIMIT", "job killed: walltime", "TERM_RUNLIMIT")
 _WALLTIME = re.compile(r"^(?:(\d+)-)?(\d+):(\d{2}):(\d{2})$")
 
 

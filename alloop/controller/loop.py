@@ -424,7 +424,7 @@ class Controller:
         return (
             f"iteration {idx}: {len(bad)} of {len(jobs)} DFT calculations failed, more than the allowed "
             f"{self.c.labels.dft.max_failed_fraction:.0%}; see the event log (`alloop status`) and the work "
-            f"directories under {self.workdir / 'dft'}"
+            f"directories under {self.workdir / 'dft'}; fix the cause, then `alloop run --retry`"
         )
 
     # ------------------------------------------------------------------ train

@@ -30,12 +30,17 @@ from typing import Any
 from ase import Atoms
 from pydantic import BaseModel
 
-from alloop.cluster.batch import BatchSettings, format_walltime, render_job_script, walltime_seconds
+from alloop.cluster.batch import (
+    TIME_LIMIT_MESSAGES,
+    BatchSettings,
+    format_walltime,
+    render_job_script,
+    walltime_seconds,
+)
 from alloop.errors import LabelError, StateError
 from alloop.label import make_backend
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult, load_result
 from alloop.label.handlers import correct_failure, load_corrections, resume
-from alloop.label.vasp import WALLTIME_PATTERNS
 
 JOB_SCRIPT = "job.sh"
 JOB_OUTPUT = "job.out"
@@ -131,7 +136,7 @@ def _with_scheduler_verdict(workdir: Path, err: LabelError) -> LabelError:
         return err
     path = workdir / JOB_OUTPUT
     text = path.read_text(errors="replace") if path.is_file() else ""
-    if any(p in text for p in WALLTIME_PATTERNS):
+    if any(p in text for p in TIME_LIMIT_MESSAGES):
         return LabelFailure(f"the batch job was killed at its time limit; see {path}", True, "walltime",
                             getattr(err, "codes", ()))
     if getattr(err, "kind", None) == "crash":

@@ -1,7 +1,9 @@
-"""Custodian-style error correction: when a calculation fails with a retryable error, the first handler
-whose `check` recognises it returns corrected settings, the failed attempt is archived and the
-calculation is run again, within a correction budget. `run_with_handlers` loops in-process;
-alloop.label.batch takes the same steps (load_corrections → resume → correct_failure) one batch job at a time."""
+"""Error correction in custodian's manner: when a calculation fails with a retryable error, the first
+handler whose `check` recognises it returns corrected settings, the failed attempt is archived and the
+calculation is run again, within a correction budget. VASP's handlers are custodian's own, adapted in
+alloop.label.vasp_corrections; GPAW's are `KindHandler`s. `run_with_handlers` loops in-process;
+alloop.label.batch takes the same steps (load_corrections → resume → correct_failure) one batch job at a time.
+"""
 
 from __future__ import annotations
 
@@ -28,8 +30,11 @@ class ErrorHandler(Protocol):
     def check(self, workdir: Path, error: LabelError) -> bool:
         """True if this handler knows how to correct `error` (it may look at the files in `workdir`)."""
 
-    def correct(self, settings: Any) -> Any:
-        """Corrected copy of the settings; returning them unchanged means 'nothing left to try'."""
+    def correct(self, settings: Any, workdir: Path, history: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
+        """Corrected copy of the settings, and what to record with the correction beyond the change of
+        settings (e.g. the handler's own state, which `history`, the corrections so far, hands back on
+        the next call). Settings returned unchanged mean 'nothing left to try'. The failed attempt's
+        files are still in `workdir`."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,8 @@ class KindHandler:
     def check(self, workdir: Path, error: LabelError) -> bool:
         return getattr(error, "kind", None) == self.kind
 
-    def correct(self, settings: Any) -> Any:
-        return self.fix(settings)
+    def correct(self, settings: Any, workdir: Path, history: list[dict[str, Any]]) -> tuple[Any, dict[str, Any]]:
+        return self.fix(settings), {}
 
 
 def archive_attempt(workdir: Path, number: int) -> Path:
@@ -117,14 +122,14 @@ def correct_failure(
     if len(corrections) >= max_corrections:
         raise _final(err, f"still failing after {len(corrections)} correction(s) "
                           f"({', '.join(c['handler'] for c in corrections)})") from err
-    new = handler.correct(backend.settings)
+    new, record = handler.correct(backend.settings, workdir, corrections)
     if _same(new, backend.settings):
         raise _final(err, f"handler '{handler.name}' has no further correction to try") from err
     changes = _diff(backend.settings, new)
     log.warning("%s: %s → correction '%s' %s", workdir, err.reason.splitlines()[0], handler.name, changes)
     archive_attempt(workdir, len(corrections))
     corrections.append({"handler": handler.name, "error": err.reason.splitlines()[0], "changes": changes,
-                        "settings": _dump(new)})
+                        **record, "settings": _dump(new)})
     write_json_atomic(workdir / CORRECTIONS_FILE, corrections)
     return backend.with_settings(new)
 
@@ -152,7 +157,7 @@ def _diff(old: Any, new: Any) -> dict[str, Any]:
             continue
         if isinstance(va, dict) and isinstance(vb, dict):
             for sub in sorted(set(va) | set(vb)):
-                if va.get(sub) != vb.get(sub):
+                if (sub in va) != (sub in vb) or va.get(sub) != vb.get(sub):
                     out[f"{key}.{sub}"] = [va.get(sub), vb.get(sub)]
         else:
             out[key] = [va, vb]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alloop.errors import AlloopError, StateError
+from alloop.errors import AlloopError
 from alloop.report import data, plots
 from alloop.report.html import Page, fmt, table
 from alloop.report.summary import summarize
@@ -31,18 +31,12 @@ PARITY_MAX_STRUCTURES = 500
 
 def build_report(db_path: str | Path, outdir: str | Path) -> Path:
     """Write `outdir/index.html` and its figures for the campaign in `db_path`; returns the page's path.
-    Raises StateError when the file is not a readable campaign database or has an older schema (the
-    read-only connection cannot migrate it)."""
+    Raises StateError when the file is not a readable campaign database."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     store = Store.open_readonly(db_path)
     latest = latest_version()
     try:
-        if store.schema_version < latest:
-            raise StateError(
-                f"{db_path} has schema version {store.schema_version}, older than this alloop's {latest}: the report opens it "
-                "read-only and cannot migrate it; run `alloop status` on it once (which migrates), then build the report"
-            )
         summary = summarize(store, n_events=8)
         camp = store.campaign()
         config = json.loads(camp["config_json"])
@@ -56,7 +50,9 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         store.close()
     page = Page(f"alloop report: {summary['campaign']}")
     made: list[Path] = []
-    if schema > latest:
+    if schema < latest:  # read as it is (the report never writes): what older schemas lack is left out
+        page.note(f"database schema version {schema} (this alloop knows {latest}); `alloop status` or `alloop run` migrates it")
+    elif schema > latest:
         page.note(f"database schema version {schema} is newer than this alloop knows ({latest}): upgrade alloop if anything is missing")
     for n in tables.notes:
         page.note(n)
@@ -284,7 +280,7 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
 
     from alloop.label.mixing import corrected_energies
     from alloop.structures import atoms_from_json
-    from alloop.train import potential_errors
+    from alloop.train import compute_errors
 
     if t.potentials.empty or dft.empty:
         page.text("Needs a fitted potential and DFT labels.")
@@ -298,7 +294,7 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
     energies = corrected_energies(frames, dft["energy"].to_numpy(float), np.ones(len(frames), dtype=bool), reference)
     for a, e, f in zip(frames, energies, dft["forces"]):
         a.calc = SinglePointCalculator(a, energy=float(e), forces=f)
-    metrics, pairs = potential_errors(pot["path"], frames)
+    metrics, pairs = compute_errors(pot["path"], frames)
     made = plots.parity_pair(pairs, out, title=f"iteration {int(pot['iteration_idx'])} potential vs DFT")
     page.kv([
         ("potential", pot["path"], None),
@@ -326,9 +322,10 @@ def _sweep_section(page: Page, rows: list[dict[str, Any]], out: Path) -> list[Pa
     page.html(table(shown))
     page.text(f"{len(rows)} fits, averaged over seeds per U_c; energies meV/atom, forces eV/Å. label: the mixed labels against DFT; "
               "train: ACE against its training labels; all: ACE on every DFT-labelled configuration; test: held out.")
-    fig = plots.sweep_plot(means, out / "sweep.png", title="U_c sweep")
-    page.figure(fig, "DFT share by atoms and the held-out ACE errors against U_c (paper Fig. 4b); U_c = 0 (all DFT) and ∞ "
-                     "(all uMLIP) sit at the ends of the log axis.")
+    fig = plots.sweep_plot(rows, out / "sweep.png", title="U_c sweep")
+    page.figure(fig, "Errors against U_c (paper Fig. 4b): the mixed labels against DFT (blue), ACE's training error (green), ACE on all "
+                     "DFT-labelled data (red) and on the held-out test set (purple); mean and spread over seeds; the DFT share by atoms "
+                     "on the top axis. U_c = 0 (all DFT) and ∞ (all uMLIP) sit at the ends of the log axis.")
     return [fig]
 
 

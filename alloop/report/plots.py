@@ -238,7 +238,7 @@ def trend_plot(
 
 def parity_pair(pairs: Mapping[str, np.ndarray], outdir: str | Path, title: str | None = None) -> list[Path]:
     """parity_energy.png (per-atom energies) and parity_force.png (force components) in `outdir` from the
-    paired values of `alloop.train.potential_errors`."""
+    paired values of `alloop.train.compute_errors`."""
     out = Path(outdir)
     return [
         parity_plot(pairs["e_ref"], pairs["e_pred"], out / "parity_energy.png", quantity="energy", unit="eV/atom", title=title),
@@ -379,30 +379,52 @@ def stacked_bars(
     return _save(fig, path)
 
 
-def sweep_plot(rows: Sequence[Mapping[str, float | None]], path: str | Path, title: str | None = None) -> Path:
-    """The paper's Fig. 4b from `alloop sweep` rows (one per U_c, averaged over seeds): DFT share by atoms
-    and the held-out energy and force RMSE against U_c. U_c = 0 and ∞ sit at the two ends of the log axis."""
-    ucs = np.array([float(r["u_c"]) for r in rows])  # type: ignore[arg-type]
-    finite = ucs[np.isfinite(ucs) & (ucs > 0)]
-    lo, hi = (finite.min() / 10, finite.max() * 10) if finite.size else (0.01, 100.0)
-    x = np.where(ucs <= 0, lo, np.where(np.isinf(ucs), hi, ucs))
-    labels = ["0" if u <= 0 else ("∞" if np.isinf(u) else f"{u:g}") for u in ucs]
-    fig, (a_share, a_e, a_f) = _figure(3, width=4.2, height=3.6)
-    panels = ((a_share, "dft_share_atoms", "DFT share (by atoms)", "tab:gray"),
-              (a_e, "test_rmse_e", "ACE energy RMSE, held out (meV/atom)", "tab:blue"),
-              (a_f, "test_rmse_f", "ACE force RMSE, held out (eV/Å)", "tab:red"))
-    for ax, key, ylabel, color in panels:
-        y = np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])  # type: ignore[arg-type]
-        ax.plot(x, y, "o-", color=color)
-        ax.set_xscale("log")
-        ax.set_xticks(x, labels)
-        ax.minorticks_off()
-        ax.set_xlabel("U_c (eV/Å)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    energies = [float(r["test_rmse_e"]) for r in rows if r.get("test_rmse_e")]  # type: ignore[arg-type]
-    if energies and max(energies) > 20 * min(energies):  # U_c = ∞ can be far worse: keep the rest readable
-        a_e.set_yscale("log")
+def _uc_positions(u_c: np.ndarray) -> tuple[np.ndarray, list[float], list[str]]:
+    """x positions for U_c on a log axis with 0 one decade left of the smallest finite U_c and ∞ one
+    decade right of the largest (paper Fig. 4b); returns positions in log10 units, ticks and labels."""
+    finite = u_c[np.isfinite(u_c) & (u_c > 0)]
+    lo = np.log10(finite.min()) if finite.size else 0.0
+    hi = np.log10(finite.max()) if finite.size else 0.0
+    with np.errstate(divide="ignore"):
+        x = np.where(u_c <= 0, lo - 1, np.where(np.isinf(u_c), hi + 1, np.log10(np.where(u_c > 0, u_c, 1.0))))
+    ticks = sorted(set(x.tolist()))
+    labels = ["0" if t == lo - 1 and (u_c <= 0).any() else "∞" if t == hi + 1 and np.isinf(u_c).any() else f"{10 ** t:g}" for t in ticks]
+    return x, ticks, labels
+
+
+def sweep_plot(rows: Sequence[Mapping[str, float]], path: str | Path, title: str | None = None) -> Path:
+    """ACE errors against U_c (paper Fig. 4b): the labels' own error against DFT, the training error, the
+    error on all DFT-labelled data and on the test set, energy and force side by side; mean over seeds with
+    their spread as error bars; the DFT share by atoms on the top axis."""
+    if not rows:
+        raise uq.UQInputError("sweep_plot: no sweep rows")
+    u_c = np.array([float(r["u_c"]) for r in rows])
+    x, ticks, tick_labels = _uc_positions(u_c)
+    keys = sorted(set(x.tolist()))
+    share = {k: np.nanmean([float(r["dft_share_atoms"]) for r, xi in zip(rows, x) if xi == k]) for k in keys}
+    curves = (
+        ("label", "labels vs DFT (data error)", "-", "tab:blue"),
+        ("train", "ACE training error", "--", "tab:green"),
+        ("all", "ACE on all DFT data", "-.", "tab:red"),
+        ("test", "ACE on the test set", ":", "tab:purple"),
+    )
+    fig, axes = _figure(ncols=2, width=4.8, height=4.0)
+    for ax, (q, unit) in zip(axes, (("e", "meV/atom"), ("f", "eV/Å"))):
+        for key, label, ls, color in curves:
+            vals = np.array([np.nan if r.get(f"{key}_rmse_{q}") is None else float(r[f"{key}_rmse_{q}"]) for r in rows])
+            mean = np.array([np.nanmean(vals[x == k]) if np.isfinite(vals[x == k]).any() else np.nan for k in keys])
+            std = np.array([np.nanstd(vals[x == k]) if np.isfinite(vals[x == k]).sum() > 1 else 0.0 for k in keys])
+            if np.isfinite(mean).any():
+                ax.errorbar(keys, mean, yerr=std, ls=ls, color=color, marker="o", ms=4, lw=1.5, capsize=3, label=label)
+        ax.set_yscale("log")
+        ax.set_xticks(ticks, tick_labels)
+        ax.set_xlabel("$U_c$ (eV/Å)")
+        ax.set_ylabel(f"{'energy' if q == 'e' else 'force'} RMSE ({unit})")
+        ax.grid(True, which="major", alpha=0.3)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(keys, [f"{100 * share[k]:.0f}%" if np.isfinite(share[k]) else "" for k in keys])
+        top.set_xlabel("DFT share (by atoms)")
+    axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -7,17 +7,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 
-import alloop
 from alloop.errors import StateError
+from alloop.resources import shipped_dir
 
 BUSY_TIMEOUT_MS = 60_000
 
 
 def migrations_dir() -> Path:
-    path = Path(alloop.__file__).resolve().parents[1] / "db"
-    if not path.is_dir():
-        raise StateError(f"schema migrations not found at {path}: run alloop from its source tree (pip install -e .)")
-    return path
+    return shipped_dir("db")
 
 
 def _migrations() -> list[tuple[int, Path]]:

@@ -572,6 +572,8 @@ class Store:
 
     def sweep_results(self, cid: int) -> list[dict[str, Any]]:
         """Every recorded sweep fit's row (see alloop.train.sweep.ROW_KEYS), oldest first."""
+        if self.schema_version < 3:  # read without migrating: no sweep table yet
+            return []
         with self._tx() as c:
             rows = c.execute(text("SELECT metrics_json FROM sweep_fit WHERE campaign_id=:c ORDER BY id"), {"c": cid}).scalars().all()
         return [json.loads(r) for r in rows]
@@ -618,7 +620,8 @@ class Store:
                 ).all()
             )
             by_kind = dict(c.execute(text("SELECT kind, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY kind"), {"c": cid}).all())
-            provenance = c.execute(
+            # a database older than schema 3 (read without migrating it) records no provenance
+            provenance = [] if self.schema_version < 3 else c.execute(
                 text(
                     "SELECT json_extract(c.source_json, '$.file'), json_extract(c.source_json, '$.group'), COUNT(*), "
                     "SUM(l.source='dft'), SUM(l.source='umlip') FROM configuration c "

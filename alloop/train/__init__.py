@@ -4,7 +4,7 @@ max_gamma) and D-optimal structure selection (select_maxvol).
 Importing this package is cheap: pyace and pandas load inside the functions that need them.
 """
 
-from alloop.train.errors import error_metrics, potential_errors
+from alloop.train.evaluate import compute_errors, error_metrics
 from alloop.train.fit import FitResult, fit_ace, load_fit, training_frame
 from alloop.train.gamma import extrapolation_grades, max_gamma
 from alloop.train.model import AceModel, CommitteeSpread, committee_spread, load_ace, predict
@@ -17,13 +17,13 @@ __all__ = [
     "FitResult",
     "FitSettings",
     "committee_spread",
+    "compute_errors",
     "error_metrics",
     "extrapolation_grades",
     "fit_ace",
     "load_ace",
     "load_fit",
     "max_gamma",
-    "potential_errors",
     "predict",
     "render_input",
     "select_maxvol",

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import string
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-import alloop
 from alloop.errors import MissingFileError
+from alloop.resources import template_path
 
 # E_i = φ + φ^1/2 + φ^1/8 + φ^1/4 + φ^3/8 + φ^3/4 + φ^7/8 + φ^2 (paper, Methods; following its ref. 47)
 PAPER_FS_PARAMETERS: tuple[float, ...] = (1, 1, 1, 0.5, 1, 0.125, 1, 0.25, 1, 0.375, 1, 0.75, 1, 0.875, 1, 2)
@@ -64,18 +63,11 @@ class FitSettings(BaseModel):
         return len(self.fs_parameters) // 2
 
 
-def template_path(name: str = TEMPLATE_NAME) -> Path:
-    """The template in the source tree, or the copy installed as package data `alloop.templates`."""
-    local = Path(alloop.__file__).resolve().parents[1] / "templates" / name
-    if local.is_file():
-        return local
-    try:
-        installed = Path(str(resources.files("alloop.templates").joinpath(name)))
-    except ModuleNotFoundError:
-        installed = local
-    if not installed.is_file():
-        raise MissingFileError(local, "pacemaker input template", "reinstall alloop (templates/ ships with it)")
-    return installed
+def pacemaker_template() -> Path:
+    path = template_path(TEMPLATE_NAME)
+    if not path.is_file():
+        raise MissingFileError(path, "pacemaker input template", "restore templates/pacemaker/input.yaml, or reinstall alloop")
+    return path
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +109,7 @@ def render_input(
         "evaluator": settings.evaluator,
         "batch_size": settings.batch_size,
     }
-    text = string.Template(template_path().read_text()).substitute({k: json.dumps(v) for k, v in values.items()})
+    text = string.Template(pacemaker_template().read_text()).substitute({k: json.dumps(v) for k, v in values.items()})
     config = yaml.safe_load(text)
     if test_file is None:
         config["data"].pop("test_filename", None)

@@ -20,7 +20,7 @@ from ase import Atoms
 
 from alloop.label.mixing import corrected_energies, label_frame
 from alloop.label.reference import EnergyReference
-from alloop.train.errors import error_metrics
+from alloop.train.evaluate import error_metrics
 from alloop.train.settings import FitSettings
 
 #: The keys of every sweep row (energies meV/atom, forces eV/Å, shares 0..1).

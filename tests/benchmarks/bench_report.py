@@ -67,13 +67,13 @@ def main() -> None:
             finally:
                 calls.append((time.perf_counter() - t, time.process_time() - c))
 
-        original, alloop.train.potential_errors = alloop.train.potential_errors, timed  # build imports it at call time
+        original, alloop.train.compute_errors = alloop.train.compute_errors, timed  # build imports it at call time
         try:
             t0, c0 = time.perf_counter(), time.process_time()
             build_report(db, Path(tmp) / "report")
             t_second, c_second = time.perf_counter() - t0, time.process_time() - c0
         finally:
-            alloop.train.potential_errors = original
+            alloop.train.compute_errors = original
         size = db.stat().st_size / 1e6
         n_dft = len(tables.dft)
         n_figs = len(list(index.parent.glob("*.png")))

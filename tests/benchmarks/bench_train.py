@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from alloop.train import potential_errors
+from alloop.train import compute_errors
 from alloop.io import read_labelled
 from alloop.train import FitResult, FitSettings, fit_ace
 from alloop.train.fit import TEST_FILE
@@ -114,7 +114,7 @@ def paper_w(data: Path, maxiter: int, root: Path) -> None:
     print(f"{'force RMSE (eV/Å)':<28}{m['force_rmse_train']:>10.4f}{m['force_rmse_test']:>10.4f}{PAPER_ERRORS['force']:>14}")
     print(f"(after {iters} iterations, not the paper's 2000; potential in {result.potential_yaml})")
     published = data / PUBLISHED_POTENTIAL
-    pub, _ = potential_errors(published, read_labelled(result.workdir / TEST_FILE))
+    pub, _ = compute_errors(published, read_labelled(result.workdir / TEST_FILE))
     print(f"\nthe paper's published W potential ({published.name}, 100 % DFT labels of this set, so not held out "
           f"from it) on the same test split: {pub['energy_rmse']:.2f} meV/atom, {pub['force_rmse']:.4f} eV/Å")
 

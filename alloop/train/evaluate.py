@@ -1,5 +1,5 @@
-"""How far an ACE potential is from reference labels: the numbers of `alloop evaluate`, the campaign
-sweep and the report."""
+"""Energy and force errors of an ACE potential on labelled structures: the one code path behind
+`alloop evaluate`, `alloop sweep` and the parity plots of `alloop report`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 from ase import Atoms
 
 
-def potential_errors(potential: str | Path, frames: Sequence[Atoms]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def compute_errors(potential: str | Path, frames: Sequence[Atoms]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Metrics (energies meV/atom, forces eV/Å per Cartesian component) and the paired values for plots."""
-    from alloop.train import predict
+    from alloop.train.model import predict
 
     energies, forces = predict(potential, frames)
     n = np.array([len(a) for a in frames], dtype=float)
