@@ -12,6 +12,7 @@ import numpy as np
 
 from alloop import paper, uq
 from alloop.config import Campaign
+from alloop.label.reference import EnergyReference
 from alloop.state import NewConfiguration, Prediction, Routing, Store
 from alloop.structures import atoms_to_json
 
@@ -98,7 +99,7 @@ def build_campaign_db(
             store.save_potential(cid, it, potential, None, n_train,
                                  {"energy_rmse_train": 9.0 / (it + 1), "energy_rmse_test": 12.0 / (it + 1),
                                   "force_rmse_train": 0.3 / (it + 1) ** 0.5, "force_rmse_test": 0.4 / (it + 1) ** 0.5, "n_functions": 72},
-                                 {"dft_to_umlip_eV_per_atom": {"W": 0.0}})
+                                 EnergyReference("fit", {"W": 0.0}, f"{members[1]} (DFT energies shifted by per-element offsets)").to_json())
             gamma = np.exp(rng.normal(np.log(1.5) - 0.4 * it, 0.6, 200))
             store.save_gamma_eval(cid, it, gamma, 1.1, {"mean": float(gamma.mean()), "median": float(np.median(gamma)),
                                                         "p90": float(np.quantile(gamma, 0.9)), "max": float(gamma.max())}, "done")

@@ -125,3 +125,18 @@ def test_kill_minus_nine_at_many_moments_loses_nothing_and_repeats_nothing(refer
     for (_, _, _, e1), (_, _, _, e2) in zip(got["labels"], want["labels"]):
         assert e1 == pytest.approx(e2, abs=1e-4)
     assert [i for i, _ in got["potentials"]] == [0, 1]
+
+
+def test_the_report_of_the_tiny_campaign(reference):
+    """`alloop report` on a real campaign's database: real GPAW labels, a real fit, real γ."""
+    import re
+
+    campaign, _ = reference
+    proc = subprocess.run([sys.executable, "-m", "alloop", "report", str(campaign)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    index = campaign.parent / "run" / "report" / "index.html"
+    page = index.read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert {"u_histograms.png", "parity_energy.png", "parity_force.png", "gamma.png"} <= set(images)
+    assert all((index.parent / name).stat().st_size > 10_000 for name in images)
+    assert "not drawn" not in page

@@ -109,6 +109,7 @@ def test_every_figure_loads_in_a_browser_and_the_numbers_match_status(report, ca
     status = collect(campaign_db)  # what `alloop status --json` prints
     assert dom.keys["status"] == status["status"] == "max_iterations"
     assert dom.keys["iteration"] == str(status["iteration"])
+    assert dom.keys["n_configurations"] == str(status["n_configurations"]) == "63"  # 60 selected, 3 rejected as unphysical
     for source, n in status["labels"].items():
         assert dom.keys[f"labels.{source}"] == str(n)
     for state, n in status["configurations"].items():
@@ -192,7 +193,18 @@ def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
     assert "database schema version 1" in page and "migrates it" in page
     Store.open(old).close()  # what `alloop status` or `alloop run` does first
     page = build_report(old, tmp_path / "after").read_text()
-    assert "database schema version" not in page and "Current potential against the DFT labels" in page
+    assert "Current potential against the DFT labels" in page and "newer than this alloop" not in page
+
+
+def test_a_potential_file_gone_missing_leaves_the_rest_of_the_page(campaign_db, tmp_path):
+    moved = tmp_path / "moved.db"
+    shutil.copy(campaign_db, moved)
+    with sqlite3.connect(moved) as con:  # e.g. the work directory was cleaned or copied without iter_*/
+        con.execute("UPDATE potential SET path = '/gone/output_potential.yaml'")
+    dom = render(build_report(moved, tmp_path / "r"), tmp_path)
+    assert "Current potential against the DFT labels" in dom.sections and "parity.force_rmse" not in dom.keys
+    assert "not drawn:" in (tmp_path / "r" / "index.html").read_text() and "/gone/output_potential.yaml" in (tmp_path / "r" / "index.html").read_text()
+    assert "u_histograms.png" in dom.images and all(int(w) > 0 for w in dom.body["data-widths"].split(","))
 
 
 def test_a_sweep_adds_its_table_and_figure(campaign_db, report, tmp_path, monkeypatch):

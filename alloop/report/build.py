@@ -35,6 +35,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     store = Store.open_readonly(db_path)
+    latest = latest_version()
     try:
         summary = summarize(store, n_events=8)
         camp = store.campaign()
@@ -49,8 +50,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         store.close()
     page = Page(f"alloop report: {summary['campaign']}")
     made: list[Path] = []
-    latest = latest_version()
-    if schema < latest:
+    if schema < latest:  # read as it is (the report never writes): what older schemas lack is left out
         page.note(f"database schema version {schema} (this alloop knows {latest}); `alloop status` or `alloop run` migrates it")
     elif schema > latest:
         page.note(f"database schema version {schema} is newer than this alloop knows ({latest}): upgrade alloop if anything is missing")
@@ -99,13 +99,21 @@ def _summary_section(page: Page, s: dict[str, Any], config: dict[str, Any]) -> N
         ("stage", s["stage"], "stage"),
         ("max iterations", s["max_iterations"], None),
     ]
+    rows.append(("configurations", s["n_configurations"], "n_configurations"))
     rows += [(f"configurations {k}", v, f"configurations.{k}") for k, v in sorted(s["configurations"].items())]
+    if s["kinds"]:
+        rows.append(("configurations by kind", ", ".join(f"{k} {v}" for k, v in sorted(s["kinds"].items())), None))
+    for src in s["sources"]:
+        rows.append((f"from {src['file']}" + (f" [{src['group']}]" if src["group"] else ""),
+                     f"{src['configurations']} ({src['dft']} DFT, {src['umlip']} uMLIP labels)", None))
     rows += [(f"labels by {k}", v, f"labels.{k}") for k, v in sorted(s["labels"].items())]
     rows.append(("DFT share by atoms", fmt(s["dft_fraction_by_atoms"], "pct"), "dft_fraction_by_atoms"))
     rows += [(f"DFT jobs {k}", v, f"dft_jobs.{k}") for k, v in sorted(s["dft_jobs"].items())]
     if s["potential"]:
         p = s["potential"]
         rows += [("potential", f"{p['path']} (iteration {p['iteration']}, {p['n_train']} configurations)", "potential.path")]
+        if (p.get("energy_reference") or {}).get("energy_scale"):
+            rows.append(("energy scale", p["energy_reference"]["energy_scale"], None))
     if s["gamma"]:
         g = s["gamma"][-1]
         rows.append(("γ share above threshold (last)", f"{fmt(g['share_above'], 'pct')} of {g['n_candidates']} (γ > {g['threshold']:g})", None))
@@ -170,8 +178,9 @@ def _uncertainty_section(page: Page, t: data.CampaignTables, out: Path) -> list[
         page.text("No configuration scored yet.")
         return []
     dft = t.dft[np.isfinite(t.dft["delta_f"].to_numpy(dtype=float))] if len(t.dft) else t.dft
-    u_by = {f"iteration {i}": g["u"].to_numpy(float) for i, g in scored.groupby("iteration_idx")}
-    df_by = {f"iteration {i}": g["delta_f"].to_numpy(float) for i, g in dft.groupby("iteration_idx")}
+    shown_its = _recent(sorted(set(scored["iteration_idx"])), page, "U histograms")
+    u_by = {f"iteration {i}": g["u"].to_numpy(float) for i, g in scored.groupby("iteration_idx") if i in shown_its}
+    df_by = {f"iteration {i}": g["delta_f"].to_numpy(float) for i, g in dft.groupby("iteration_idx") if i in shown_its}
     u_cs = sorted(set(pd.to_numeric(scored["u_c"]).tolist()))
     made = [plots.mirrored_histograms(u_by, df_by, out / "u_histograms.png", lines={f"U_c = {u:g} eV/Å": u for u in u_cs},
                                       title="U of scored configurations (top), ΔF where DFT labels exist (bottom)")]
@@ -186,6 +195,17 @@ def _uncertainty_section(page: Page, t: data.CampaignTables, out: Path) -> list[
             made.append(plots.parity_hexbin(u, dft["delta_f"].to_numpy(float), out / "u_vs_force_error.png", title=f"U vs ΔF of {t.force_member}"))
             page.figure(made[-1], "U against the true force error of the force member on the DFT-labelled configurations (paper Fig. 4a).")
     return made
+
+
+# Distributions of more iterations than this, overlaid in one figure, stop being readable.
+MAX_OVERLAID_ITERATIONS = 6
+
+
+def _recent(iterations: list[int], page: Page, what: str) -> list[int]:
+    if len(iterations) > MAX_OVERLAID_ITERATIONS:
+        page.note(f"{what}: the last {MAX_OVERLAID_ITERATIONS} of {len(iterations)} iterations")
+        return iterations[-MAX_OVERLAID_ITERATIONS:]
+    return iterations
 
 
 def _potential_section(page: Page, t: data.CampaignTables, out: Path) -> list[Path]:
@@ -220,15 +240,20 @@ def _gamma_section(page: Page, t: data.CampaignTables, config: dict[str, Any], o
     heads = {"iteration": "iteration", "n_candidates": "candidates", "threshold": "γ threshold", "share_above": "share above"}
     page.html(table(shown, headers=[heads.get(str(c), f"γ {c}") for c in shown.columns]))
     threshold = float(g["threshold"].iloc[-1])
-    fig = plots.distributions({f"iteration {i}": v for i, v in values.items()}, out / "gamma.png", threshold=threshold,
-                              title=f"max γ of fresh candidates (converged: < {fmt(target, 'pct')} above {threshold:g})")
-    page.figure(fig, f"The largest extrapolation grade γ of each fresh candidate per iteration; the campaign converges when the share "
-                     f"above the threshold {threshold:g} stays below the target {fmt(target, 'pct')} for {conv.get('patience')} iteration(s).")
+    made = []
+    shown_its = _recent(sorted(i for i, v in values.items() if v.size), page, "γ distributions")
+    if shown_its:
+        made.append(plots.distributions({f"iteration {i}": values[i] for i in shown_its}, out / "gamma.png", threshold=threshold,
+                                          title=f"max γ of fresh candidates (converged: < {fmt(target, 'pct')} above {threshold:g})"))
+        page.figure(made[-1], f"The largest extrapolation grade γ of each fresh candidate per iteration; the campaign converges when the share "
+                              f"above the threshold {threshold:g} stays below the target {fmt(target, 'pct')} for {conv.get('patience')} iteration(s).")
+    else:
+        page.text("No fresh candidate was graded (the candidate pool was empty).")
     share = plots.trend_plot(g["iteration"].tolist(), {"share above γ threshold": g["share_above"].tolist(),
                              "target": [target if target is not None else np.nan] * len(g)}, out / "gamma_share.png",
                              title="share of fresh candidates above the γ threshold")
     page.figure(share, "The convergence criterion over iterations.")
-    return [fig, share]
+    return [*made, share]
 
 
 def _parity_subset(dft: pd.DataFrame) -> pd.DataFrame:
@@ -238,9 +263,24 @@ def _parity_subset(dft: pd.DataFrame) -> pd.DataFrame:
     return dft.iloc[np.sort(np.random.default_rng(0).choice(len(dft), PARITY_MAX_STRUCTURES, replace=False))].copy()
 
 
+def _energy_reference(references_json: str | None) -> Any:
+    """The energy reference recorded with a potential; databases from before schema 3 recorded the
+    offsets alone (`dft_to_umlip_eV_per_atom`)."""
+    from alloop.label.reference import EnergyReference
+
+    d = json.loads(references_json or "{}")
+    if "method" in d:
+        return EnergyReference.from_json(d)
+    offsets = d.get("dft_to_umlip_eV_per_atom") or {}
+    return EnergyReference("fit" if offsets else "none", offsets, "the energy member's (DFT energies shifted by per-element offsets)")
+
+
 def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: Path) -> list[Path]:
-    from alloop.label.reference import apply_offsets
-    from alloop.train.evaluate import compute_errors
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from alloop.label.mixing import corrected_energies
+    from alloop.structures import atoms_from_json
+    from alloop.train import compute_errors
 
     if t.potentials.empty or dft.empty:
         page.text("Needs a fitted potential and DFT labels.")
@@ -248,15 +288,10 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
     pot = t.potentials.iloc[-1]
     if len(dft) < len(t.dft):
         page.note(f"an even random {len(dft)} of the {len(t.dft)} DFT-labelled configurations are shown")
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from alloop.structures import atoms_from_json
-
     frames = [atoms_from_json(a) for a in dft["atoms_json"]]
-    offsets = (json.loads(pot["references_json"]) if pot["references_json"] else {}).get("dft_to_umlip_eV_per_atom") or {}
-    energies = dft["energy"].to_numpy(float)
-    if offsets:  # the potential was fitted to DFT energies moved onto the uMLIP scale: compare on that scale
-        energies = apply_offsets(frames, energies, offsets)
+    reference = _energy_reference(pot["references_json"])
+    # the potential was fitted to DFT energies moved onto the energy member's scale: compare on that scale
+    energies = corrected_energies(frames, dft["energy"].to_numpy(float), np.ones(len(frames), dtype=bool), reference)
     for a, e, f in zip(frames, energies, dft["forces"]):
         a.calc = SinglePointCalculator(a, energy=float(e), forces=f)
     metrics, pairs = compute_errors(pot["path"], frames)
@@ -268,22 +303,29 @@ def _parity_section(page: Page, t: data.CampaignTables, dft: pd.DataFrame, out: 
         ("energy RMSE without mean offset", fmt(metrics["energy_rmse_centered"], "4g"), None),
         ("force RMSE (eV/Å)", fmt(metrics["force_rmse"], "4g"), "parity.force_rmse"),
     ])
-    note = " DFT energies are moved onto the uMLIP scale with the per-element offsets recorded with the fit." if offsets else ""
+    note = (" DFT energies are moved onto the training scale with the per-element offsets recorded with the fit ("
+            + ", ".join(f"{el} {v:+.4f} eV/atom" for el, v in reference.offsets.items()) + f"; scale: {reference.energy_scale})."
+            if reference.offsets else "")
     page.figure(made[0], "Per-atom energies of the current potential against the DFT labels (the `alloop evaluate` computation)." + note)
     page.figure(made[1], "Force components of the current potential against the DFT labels.")
     return made
 
 
 def _sweep_section(page: Page, rows: list[dict[str, Any]], out: Path) -> list[Path]:
-    df = pd.DataFrame(rows).sort_values(["u_c", "seed"])
-    shown = df.copy()
+    from alloop.train.sweep import format_uc, mean_rows
+
+    means = mean_rows(rows)  # the table and figure of `alloop sweep`
+    shown = pd.DataFrame(means)
+    shown["u_c"] = [format_uc(u) for u in shown["u_c"]]
     for k in ("dft_share_configs", "dft_share_atoms"):
         shown[k] = [fmt(v, "pct") for v in shown[k]]
     page.html(table(shown))
-    fig = plots.sweep_plot(rows, out / "sweep.png", title="ACE errors against U_c")
+    page.text(f"{len(rows)} fits, averaged over seeds per U_c; energies meV/atom, forces eV/Å. label: the mixed labels against DFT; "
+              "train: ACE against its training labels; all: ACE on every DFT-labelled configuration; test: held out.")
+    fig = plots.sweep_plot(rows, out / "sweep.png", title="U_c sweep")
     page.figure(fig, "Errors against U_c (paper Fig. 4b): the mixed labels against DFT (blue), ACE's training error (green), ACE on all "
-                     "DFT-labelled data (red) and on the test set (purple); energies meV/atom, forces eV/Å; mean and spread over seeds. "
-                     "U_c = 0 (all DFT) and ∞ (all uMLIP) sit at the ends.")
+                     "DFT-labelled data (red) and on the held-out test set (purple); mean and spread over seeds; the DFT share by atoms "
+                     "on the top axis. U_c = 0 (all DFT) and ∞ (all uMLIP) sit at the ends of the log axis.")
     return [fig]
 
 

@@ -222,7 +222,11 @@ def trend_plot(
         if v.shape != it.shape:
             raise uq.UQInputError(f"trend_plot: series {name!r} has {v.size} values for {it.size} iterations")
         ax.plot(it, v, marker="o", ms=4, lw=1.5, label=name)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if np.unique(it).size <= 12:
+        ax.set_xticks(np.unique(it))  # whole iterations only, also when there is just one
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(float(it.min()) - 0.5, float(it.max()) + 0.5)
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
@@ -232,38 +236,9 @@ def trend_plot(
     return _save(fig, path)
 
 
-def sweep_plot(rows: Sequence[Mapping[str, float | None]], path: str | Path, title: str | None = None) -> Path:
-    """The paper's Fig. 4b from `alloop sweep` rows (one per U_c, averaged over seeds): DFT share by atoms
-    and the held-out energy and force RMSE against U_c. U_c = 0 and ∞ sit at the two ends of the log axis."""
-    ucs = np.array([float(r["u_c"]) for r in rows])  # type: ignore[arg-type]
-    finite = ucs[np.isfinite(ucs) & (ucs > 0)]
-    lo, hi = (finite.min() / 10, finite.max() * 10) if finite.size else (0.01, 100.0)
-    x = np.where(ucs <= 0, lo, np.where(np.isinf(ucs), hi, ucs))
-    labels = ["0" if u <= 0 else ("∞" if np.isinf(u) else f"{u:g}") for u in ucs]
-    fig, (a_share, a_e, a_f) = _figure(3, width=4.2, height=3.6)
-    panels = ((a_share, "dft_share_atoms", "DFT share (by atoms)", "tab:gray"),
-              (a_e, "test_rmse_e", "ACE energy RMSE, held out (meV/atom)", "tab:blue"),
-              (a_f, "test_rmse_f", "ACE force RMSE, held out (eV/Å)", "tab:red"))
-    for ax, key, ylabel, color in panels:
-        y = np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])  # type: ignore[arg-type]
-        ax.plot(x, y, "o-", color=color)
-        ax.set_xscale("log")
-        ax.set_xticks(x, labels)
-        ax.minorticks_off()
-        ax.set_xlabel("U_c (eV/Å)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    energies = [float(r["test_rmse_e"]) for r in rows if r.get("test_rmse_e")]  # type: ignore[arg-type]
-    if energies and max(energies) > 20 * min(energies):  # U_c = ∞ can be far worse: keep the rest readable
-        a_e.set_yscale("log")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
-
-
 def parity_pair(pairs: Mapping[str, np.ndarray], outdir: str | Path, title: str | None = None) -> list[Path]:
     """parity_energy.png (per-atom energies) and parity_force.png (force components) in `outdir` from the
-    paired values of `alloop.train.evaluate.compute_errors`."""
+    paired values of `alloop.train.compute_errors`."""
     out = Path(outdir)
     return [
         parity_plot(pairs["e_ref"], pairs["e_pred"], out / "parity_energy.png", quantity="energy", unit="eV/atom", title=title),
@@ -271,13 +246,15 @@ def parity_pair(pairs: Mapping[str, np.ndarray], outdir: str | Path, title: str 
     ]
 
 
-def _log_bins(values: Sequence[np.ndarray], per_decade: int = 5) -> np.ndarray:
-    """Log-spaced bin edges on whole decades covering the positive, finite values."""
+def _log_bins(values: Sequence[np.ndarray], per_decade: int = 5, floor: float = 1e-5) -> np.ndarray:
+    """Log-spaced bin edges on whole decades covering the positive, finite values, starting no lower than
+    `floor` (a perfect bulk cell's ΔF of 1e-30 eV/Å would otherwise stretch the axis over 25 empty decades;
+    smaller values are counted in the first bin)."""
     pos = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] or [np.zeros(0)])
     if pos.size == 0:
         return np.logspace(-3, 1, 4 * per_decade + 1)
-    lo, hi = np.floor(np.log10(pos.min())), np.ceil(np.log10(pos.max()))
-    hi = max(hi, lo + 1)
+    lo = max(np.floor(np.log10(pos.min())), np.log10(floor))
+    hi = max(np.ceil(np.log10(pos.max())), lo + 1)
     return np.logspace(lo, hi, int(hi - lo) * per_decade + 1)
 
 
@@ -311,7 +288,7 @@ def mirrored_histograms(
         for ax, values, ls, what in ((up, t[g], "-", top_label), (down, b[g], "--", bottom_label)):
             ok = values[np.isfinite(values) & (values > 0)]
             if ok.size:
-                counts, _ = np.histogram(ok, bins=bins)
+                counts, _ = np.histogram(np.maximum(ok, bins[0]), bins=bins)
                 ax.stairs(counts, bins, color=f"C{k % 10}", lw=1.6, ls=ls, label=f"{g}: {what} (n={ok.size})")
     for ax in (up, down):
         for name, x in (lines or {}).items():
@@ -349,7 +326,7 @@ def distributions(
         if ok.size == 0:
             continue
         above = f", {np.mean(v > threshold):.1%} > {threshold:g}" if threshold is not None and v.size else ""
-        ax.hist(ok, bins=bins, histtype="step", lw=1.6, color=f"C{k % 10}", label=f"{g} (n={v.size}{above})")
+        ax.hist(np.maximum(ok, bins[0]), bins=bins, histtype="step", lw=1.6, color=f"C{k % 10}", label=f"{g} (n={v.size}{above})")
     if threshold is not None:
         ax.axvline(threshold, color="tab:red", lw=1.3, ls=":", label=f"threshold {threshold:g}")
     ax.set_xscale("log")
