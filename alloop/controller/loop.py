@@ -158,6 +158,7 @@ class Controller:
                 self.train(idx)
             elif stage == "evaluate":
                 finished = self.evaluate(idx)
+                self._rebuild_report()
                 if finished is not None:
                     return finished
                 idx, _ = self._next_iteration(idx)
@@ -166,6 +167,17 @@ class Controller:
                 return Outcome("failed", row["message"] or "iteration failed", self._potential_path())
             else:
                 raise AlloopError(f"unknown stage {stage!r} in the database")
+
+    def _rebuild_report(self) -> None:
+        """The campaign's page in <workdir>/report, after every iteration (it reads the database only)."""
+        from alloop.report import build_report
+
+        try:
+            path = build_report(self.store.path, self.workdir / "report")
+        except Exception as exc:  # drawing must never stop the campaign
+            log.warning("report not rebuilt (%s: %s)", type(exc).__name__, exc)
+        else:
+            log.info("report: %s", path)
 
     def _next_iteration(self, idx: int) -> tuple[int, str]:
         self.store.start_iteration(self.cid, idx + 1)
