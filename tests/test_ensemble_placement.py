@@ -1,21 +1,14 @@
-"""Work placement for scoring: structures grouped by size into even batches, results back in the
-caller's order and equal to the libraries' own calculators, models loaded once per worker process."""
+"""Work placement for scoring: structures grouped by size into even batches, GPU batches sized by
+memory, models loaded once per worker process. (That the chosen path gives the calculators' numbers
+in the caller's order: tests/test_ensemble_members.py.)"""
 
 from __future__ import annotations
 
-import numpy as np
-from ase import Atoms
 from ase.build import bulk
 
-from alloop.ensemble import MemberSpec, load_member
+from alloop.ensemble import MemberSpec
 from alloop.ensemble.members import loaded_members
-from alloop.ensemble.placement import (
-    CPU_BATCH_ATOMS,
-    GPU_FIRST_BATCH_ATOMS,
-    gpu_batch_atoms,
-    size_batches,
-    tune_cpu_allocator,
-)
+from alloop.ensemble.placement import GPU_FIRST_BATCH_ATOMS, gpu_batch_atoms, size_batches, tune_cpu_allocator
 
 
 def test_size_batches_group_similar_sizes_under_both_caps():
@@ -29,54 +22,6 @@ def test_size_batches_group_similar_sizes_under_both_caps():
     assert size_batches([], 8, 64) == []
 
 
-def _mixed_w() -> list[Atoms]:
-    """Sizes out of order on purpose: 54, 2, 16, 1, 2 atoms."""
-    out = []
-    for k, (repeat, cubic) in enumerate([((3, 3, 3), True), ((1, 1, 1), True), ((2, 2, 2), True),
-                                         ((1, 1, 1), False), ((1, 1, 1), True)]):
-        a = bulk("W", "bcc", a=3.17, cubic=cubic).repeat(repeat)
-        a.rattle(0.04, seed=k)
-        out.append(a)
-    return out
-
-
-def _calculator_loop(calc, structures):
-    energies, forces = [], []
-    for a in structures:
-        b = a.copy()
-        b.calc = calc
-        energies.append(b.get_potential_energy())
-        forces.append(b.get_forces())
-    return np.array(energies), forces
-
-
-def _assert_same_as_calculator(member, calc):
-    structures = _mixed_w()
-    pred = member.predict(structures)
-    energies, forces = _calculator_loop(calc, structures)
-    assert pred.errors == {}
-    # The chosen path on CPU: small cells batched up to CPU_BATCH_ATOMS, the rest one per call.
-    np.testing.assert_allclose(pred.energies, energies, rtol=1e-7, atol=1e-5)
-    for got, want in zip(pred.forces, forces):
-        assert got.shape == want.shape
-        np.testing.assert_allclose(got, want, atol=1e-5)
-
-
-def test_sevenn_scoring_path_gives_its_calculators_numbers_in_order():
-    from sevenn.calculator import SevenNetCalculator
-
-    member = load_member(MemberSpec(name="7net-0", kind="sevenn", model="7net-0", device="cpu"))
-    assert member.batch_atoms() == CPU_BATCH_ATOMS
-    _assert_same_as_calculator(member, SevenNetCalculator("7net-0", device="cpu"))
-
-
-def test_chgnet_scoring_path_gives_its_calculators_numbers_in_order():
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    member = load_member(MemberSpec(name="chgnet-0.3.0", kind="chgnet", model="0.3.0", device="cpu"))
-    _assert_same_as_calculator(member, CHGNetCalculator(model=member.model))
-
-
 def test_cpu_allocator_setting_is_applied_once_on_linux():
     assert tune_cpu_allocator() is True  # glibc (the Linux machines alloop runs on)
     assert tune_cpu_allocator.cache_info().currsize == 1
@@ -88,7 +33,8 @@ def test_a_worker_loads_each_member_once_for_many_tasks():
     from alloop.controller.tasks import predict_task
     from alloop.structures import atoms_to_json
 
-    items = [(i, atoms_to_json(a)) for i, a in enumerate(_mixed_w()[:3])]
+    cells = [bulk("W", "bcc", a=3.17, cubic=True).repeat(n) for n in (1, 2)] + [bulk("W", "bcc", a=3.17)]
+    items = [(i, atoms_to_json(a)) for i, a in enumerate(cells)]
     specs = [MemberSpec(name=f"chgnet-{v}", kind="chgnet", model=v, device="cpu") for v in ("0.3.0", "0.2.0")]
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
