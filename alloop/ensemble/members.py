@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.ensemble.kinds import KINDS
+from alloop.ensemble.placement import CPU_BATCH_ATOMS, gpu_batch_atoms, size_batches, tune_cpu_allocator
 from alloop.ensemble.results import MemberPredictions
 from alloop.ensemble.spec import MemberSpec
 from alloop.errors import AlloopError, MemberError, MissingFileError
@@ -68,6 +70,7 @@ class Member(ABC):
         self.spec = spec
         self.device = device
         self.elements = elements if elements is not None else spec.elements
+        self._gpu_bytes_per_atom: float | None = None  # peak over the batches so far, sizes the next ones
 
     @abstractmethod
     def _predict_batch(self, structures: list[Atoms]) -> BatchOutput:
@@ -94,10 +97,32 @@ class Member(ABC):
                 todo.append(i)
         clean = {i: clean_copy(structures[i]) for i in todo}
         self._set_threads()
-        step = self.spec.batch_size
-        for start in range(0, len(todo), step):
-            self._run(todo[start : start + step], clean, out)
+        for batch in size_batches([len(clean[i]) for i in todo], self.spec.batch_size, self.batch_atoms()):
+            idx = [todo[j] for j in batch]
+            if self.device == "cuda":
+                self._run_measuring_gpu_memory(idx, clean, out)
+            else:
+                self._run(idx, clean, out)
         return out
+
+    def batch_atoms(self) -> int:
+        """Most atoms per model call on this member's device (see alloop.ensemble.placement)."""
+        if self.spec.batch_atoms is not None:
+            return self.spec.batch_atoms
+        if self.device == "cuda":
+            import torch
+
+            return gpu_batch_atoms(self._gpu_bytes_per_atom, torch.cuda.mem_get_info()[0])
+        return CPU_BATCH_ATOMS
+
+    def _run_measuring_gpu_memory(self, idx: list[int], clean: Mapping[int, Atoms], out: MemberPredictions) -> None:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        self._run(idx, clean, out)
+        per_atom = (torch.cuda.max_memory_allocated() - before) / sum(len(clean[i]) for i in idx)
+        self._gpu_bytes_per_atom = max(self._gpu_bytes_per_atom or 0.0, per_atom)
 
     def _precheck(self, atoms: Atoms) -> str | None:
         if len(atoms) == 0:
@@ -174,7 +199,11 @@ class CalculatorMember(Member):
 # loading
 
 
+# The per-process model cache: a Dask task is a plain function call, so a model that must outlive
+# one task (be loaded once per worker for the campaign) has to live in the worker process itself.
+# Keyed by the spec, so any number of members share one worker (and one GPU) without reloading.
 _CACHE: dict[str, Member] = {}
+_CACHE_LOCK = threading.Lock()  # a Dask worker with several threads must not load one model twice
 # Fields that change neither the model nor its outputs, so members differing only there share a load.
 _NOT_IN_KEY = {"rmse", "in_u"}
 
@@ -187,22 +216,29 @@ def load_member(spec: MemberSpec | Mapping[str, Any]) -> Member:
     """The loaded member for `spec`, loading it on first use in this process."""
     spec = spec if isinstance(spec, MemberSpec) else MemberSpec.model_validate(spec)
     key = _cache_key(spec)
-    member = _CACHE.get(key)
-    if member is None:
-        if spec.python is not None:
-            from alloop.ensemble.worker import RemoteMember
+    with _CACHE_LOCK:
+        member = _CACHE.get(key)
+        if member is None:
+            if spec.python is not None:
+                from alloop.ensemble.worker import RemoteMember
 
-            member = RemoteMember(spec)
-        else:
-            member = _load_local(spec)
-        _CACHE[key] = member
+                member = RemoteMember(spec)
+            else:
+                member = _load_local(spec)
+            _CACHE[key] = member
     return member
+
+
+def loaded_members() -> list[str]:
+    """Names of the members loaded in this process, in load order (what a worker holds)."""
+    return [m.spec.name for m in _CACHE.values()]
 
 
 def unload_all() -> None:
     """Drop every cached model and stop every worker process of this process."""
-    members = list(_CACHE.values())
-    _CACHE.clear()
+    with _CACHE_LOCK:
+        members = list(_CACHE.values())
+        _CACHE.clear()
     for m in members:
         m.close()
 
@@ -223,6 +259,8 @@ def _load_local(spec: MemberSpec) -> Member:
     if spec.checkpoint is not None and not Path(spec.checkpoint).is_file():
         raise MissingFileError(spec.checkpoint, f"checkpoint of {where}", "put the weights file there or fix checkpoint:")
     device = resolve_device(spec.device)
+    if device == "cpu":
+        tune_cpu_allocator()
     module_name, func_name = kind.adapter.split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
     try:

@@ -56,7 +56,9 @@ class MemberSpec(BaseModel):
     rmse: float | None = Field(None, gt=0, description="force RMSE in eV/Å on a common benchmark (Eq. 2 weight)")
     in_u: bool = Field(True, description="False: the member only provides labels and stays out of U")
     python: str | None = Field(None, description="interpreter of another environment: run this member there")
-    batch_size: int = Field(8, ge=1, description="structures per batched model call")
+    batch_size: int = Field(64, ge=1, description="most structures per batched model call")
+    batch_atoms: int | None = Field(None, ge=1, description="most atoms per batched model call (default: 64 on "
+                                    "CPU, half the free GPU memory on a GPU; see alloop.ensemble.placement)")
     threads: int | None = Field(None, ge=1, description="torch threads on CPU (default 1)")
     options: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra keyword arguments for the library's calculator"
