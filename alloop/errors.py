@@ -48,3 +48,7 @@ class FitError(AlloopError):
 
 class StateError(AlloopError):
     """The campaign database is inconsistent with the request (wrong campaign, newer schema, locked)."""
+
+
+class MemberEnvironmentError(AlloopError):
+    """A member environment (`alloop env create`) could not be built or cannot load its family."""

@@ -8,7 +8,7 @@ import sys
 
 from alloop import __version__
 
-COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate")
+COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "env")
 
 
 def build_parser() -> argparse.ArgumentParser:
