@@ -11,23 +11,19 @@ The environments come from `alloop env create FAMILY` (.ci/install makes them); 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-from ase.io import write
 
 from alloop.ensemble import MemberSpec, load_member
 from alloop.ensemble import environments as envs
+from tests.fixtures.random_checkpoints import build_in, reference_in
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = Path(__file__).with_name("fixtures") / "random_checkpoints.py"
 KINDS = {"mace": "mace", "orb": "orb", "fairchem": "fairchem"}
 
 
@@ -56,26 +52,15 @@ def family_python(family: str) -> Path:
     return status.python
 
 
-def in_env(python: Path, *args: str) -> str:
-    # The environment's own packages only: the test's PYTHONPATH would put alloop's checkout first,
-    # which is harmless, but nothing of the main environment may leak in.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([str(python), str(FIXTURE), *args], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
 class Case:
     """A family's random checkpoint, loaded by alloop in that family's environment, and the library
     calculator's outputs on the same cells."""
 
     def __init__(self, family: str, folder: Path) -> None:
         python = family_python(family)
-        built = json.loads(in_env(python, "build", family, str(folder)).strip().splitlines()[-1])
+        built = build_in(python, family, folder)
         self.family, self.structures = family, cells()
-        write(folder / "cells.extxyz", self.structures)
-        in_env(python, "reference", family, built["checkpoint"], str(folder / "cells.extxyz"), str(folder / "ref.npz"))
-        self.reference = dict(np.load(folder / "ref.npz"))
+        self.reference = reference_in(python, family, built["checkpoint"], self.structures, folder)
         spec = MemberSpec(name=f"{family}-random", kind=KINDS[family], checkpoint=built["checkpoint"],
                           model=built["model"], task=built.get("task"), python=str(python), device="cpu")
         self.member = load_member(spec)
@@ -114,3 +99,27 @@ def test_orb_confidence_head_comes_through_as_the_expected_force_error(case):
     centres = 0.5 * (edges[1:] + edges[:-1])
     per_atom = np.split(c.reference["confidence"] @ centres, np.cumsum([len(a) for a in c.structures])[:-1])
     np.testing.assert_allclose(c.predictions.extras["orb_confidence"], [e.max() for e in per_atom], rtol=1e-6)
+
+
+def test_score_with_members_from_three_environments(case, shared_data, tmp_path, capsys):
+    """sevenn in alloop's environment, MACE and Orb in theirs, through `alloop score` on the paper's W."""
+    import yaml
+    from ase.io import read
+
+    from alloop.cli import main
+    from alloop.io import read_labelled, write_extxyz
+
+    frames = read_labelled(shared_data / "uq_umlip_W" / "W_uq_umlip.npz")
+    picked = write_extxyz(tmp_path / "w.extxyz", [frames[i] for i in (1, 24, 1026)])  # bulk, slab, 1.5 Å dimer
+    members = [{"name": "7net-0", "kind": "sevenn", "model": "7net-0", "device": "cpu"}]
+    for family in ("mace", "orb"):
+        spec = case(family).member.spec
+        members.append({k: v for k, v in spec.model_dump().items() if v is not None and k in
+                        {"name", "kind", "model", "checkpoint", "python", "device"}})
+    (tmp_path / "mixed.yaml").write_text(yaml.safe_dump({"name": "mixed", "members": members}))
+    out = tmp_path / "scored.extxyz"
+    assert main(["score", str(picked), "-e", str(tmp_path / "mixed.yaml"), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "with ensemble 'mixed' (3 members)" in err
+    scored = read(out, ":")
+    assert all(np.isfinite(a.info["U"]) and np.isfinite(a.info["dF"]) for a in scored)

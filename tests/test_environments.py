@@ -40,6 +40,14 @@ def test_a_cuda_torch_comes_from_the_index_the_user_names(tmp_path):
     assert torch[-3:] == ["--extra-index-url", "https://download.pytorch.org/whl/cu128", "torch==2.13.0+cu128"]
 
 
+def test_grace_gets_the_cpu_tensorflow_and_no_torch(tmp_path):
+    p = envs.plan("grace", tmp_path / "grace")
+    steps = [" ".join(cmd) for cmd in p.commands()]
+    assert not any(step.endswith(" torch==2.13.0") for step in steps)  # still pinned as a constraint
+    assert "tensorflow-cpu==2.20.0" in steps[2]
+    assert steps[-1].endswith(f"--no-deps tensorpotential==0.6.2.1 -e {REPO}")
+
+
 def test_unknown_family_and_bad_torch_are_config_errors():
     with pytest.raises(ConfigError, match="unknown family 'schnet' .known: mace, orb, fairchem"):
         envs.plan("schnet")

@@ -49,6 +49,9 @@ class Family(BaseModel):
 
     kinds: tuple[str, ...] = Field(description="member kinds (alloop.ensemble.kinds) this environment runs")
     requirements: tuple[str, ...] = Field(description="pip requirements of the family, at tested versions")
+    no_deps: tuple[str, ...] = Field((), description="installed with --no-deps (their declared dependencies "
+                                     "would pull CUDA builds); their real dependencies go in requirements")
+    uses_torch: bool = Field(True, description="False: no torch is installed (it stays pinned as a constraint)")
     imports: tuple[str, ...] = Field(description="modules the import check loads")
     distributions: tuple[str, ...] = Field(description="distributions whose versions `env list` reports")
     note: str = ""
@@ -85,10 +88,15 @@ FAMILIES: MappingProxyType[str, Family] = MappingProxyType(
         ),
         "grace": Family(
             kinds=("grace",),
-            requirements=("tensorpotential",),
+            # tensorpotential declares tensorflow[and-cuda] (12 CUDA wheels): the CPU TensorFlow and
+            # tensorpotential's other dependencies instead, as in alloop's own environment.
+            requirements=("tensorflow-cpu==2.20.0", "tf_keras~=2.20.0", "matscipy", "pandas", "questionary",
+                          "requests", "rich", "scikit-learn", "scipy", "sympy", "tqdm"),
+            no_deps=("tensorpotential==0.6.2.1",),
+            uses_torch=False,
             imports=("tensorpotential.calculator",),
-            distributions=("tensorpotential", "tensorflow"),
-            note="TensorFlow-based",
+            distributions=("tensorpotential", "tensorflow-cpu"),
+            note="TensorFlow-based, no torch",
         ),
         "nequip": Family(
             kinds=("nequip",),
@@ -118,6 +126,8 @@ class EnvironmentPlan(BaseModel):
     torch_index: str | None = Field(None, description="extra index for torch (a CUDA wheel index on a GPU cluster)")
     constraints: tuple[str, ...] = Field((), description="more constraint lines, e.g. from -c FILE")
     requirements: tuple[str, ...]
+    no_deps: tuple[str, ...] = ()
+    uses_torch: bool = True
     alloop: str = Field(description="how alloop itself is installed there (always --no-deps)")
 
     @property
@@ -135,12 +145,13 @@ class EnvironmentPlan(BaseModel):
         """The shell commands of `create`, in order (the constraints file is written before the first pip)."""
         c = ["-c", str(self.constraints_file)]
         index = ["--extra-index-url", self.torch_index] if self.torch_index else []
+        alloop = ["-e", self.alloop] if Path(self.alloop).is_dir() else [self.alloop]
         return [
             [self.base_python, "-m", "venv", str(self.prefix)],
             self.pip("install", "-q", "-U", "pip>=24", "wheel"),
-            self.pip("install", "-q", *c, *index, self.torch),
+            *([self.pip("install", "-q", *c, *index, self.torch)] if self.uses_torch else []),
             self.pip("install", "-q", *c, *index, *self.requirements, *WORKER_REQUIREMENTS),
-            self.pip("install", "-q", "--no-deps", *(["-e", self.alloop] if Path(self.alloop).is_dir() else [self.alloop])),
+            self.pip("install", "-q", *c, "--no-deps", *self.no_deps, *alloop),
         ]
 
 
@@ -153,6 +164,7 @@ class EnvironmentRecord(BaseModel):
     torch_index: str | None = None
     constraints: tuple[str, ...] = ()
     requirements: tuple[str, ...]
+    no_deps: tuple[str, ...] = ()
     alloop: str
     created: str
 
@@ -222,6 +234,8 @@ def plan(
         torch_index=torch_index,
         constraints=tuple(constraints),
         requirements=fam.requirements,
+        no_deps=fam.no_deps,
+        uses_torch=fam.uses_torch,
         alloop=alloop_source(),
     )
 
@@ -263,7 +277,7 @@ def create(p: EnvironmentPlan, *, log: Callable[[str], None] = lambda _: None, r
         raise MemberEnvironmentError(f"{p.prefix}: torch {got} was installed although {p.torch} was pinned")
     record = EnvironmentRecord(
         family=p.family, prefix=p.prefix, torch=p.torch, torch_index=p.torch_index, constraints=p.constraints,
-        requirements=p.requirements,
+        requirements=p.requirements, no_deps=p.no_deps,
         alloop=p.alloop, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     (p.prefix / RECORD_NAME).write_text(record.model_dump_json(indent=2) + "\n")
@@ -275,7 +289,7 @@ def up_to_date(p: EnvironmentPlan) -> EnvironmentStatus | None:
     if not (p.prefix / RECORD_NAME).is_file():
         return None
     record = read_record(p.prefix)
-    fields = ("family", "torch", "torch_index", "constraints", "requirements", "alloop")
+    fields = ("family", "torch", "torch_index", "constraints", "requirements", "no_deps", "alloop")
     same = all(getattr(record, f) == getattr(p, f) for f in fields)
     if not same:
         return None
@@ -344,8 +358,8 @@ def environments(folder: str | Path | None = None) -> list[Path]:
 
 def resolve(p: EnvironmentPlan) -> list[dict[str, str]]:
     """Resolver dry run with the base interpreter's pip: the packages (name, version) that `create`
-    would install, nothing installed. Raises when the resolution would bring a torch other than the
-    pinned one."""
+    would install (the family's --no-deps packages aside), nothing installed. The pinned torch is a
+    constraint, so a family that needs another torch fails here rather than downloading one."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -353,7 +367,8 @@ def resolve(p: EnvironmentPlan) -> list[dict[str, str]]:
         constraints.write_text("\n".join([p.torch, *p.constraints]) + "\n")
         index = ["--extra-index-url", p.torch_index] if p.torch_index else []
         cmd = [p.base_python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q", "--report", "-",
-               "-c", str(constraints), *index, p.torch, *p.requirements, *WORKER_REQUIREMENTS]
+               "-c", str(constraints), *index, *([p.torch] if p.uses_torch else []), *p.requirements,
+               *WORKER_REQUIREMENTS]
         done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-25:])
