@@ -1,7 +1,8 @@
 """`alloop env`: member environments per uMLIP family, built with a pinned torch and alloop's worker.
 
 The mace, orb and fairchem environments are real (.ci/install creates them with `alloop env create`);
-a missing one fails these tests.
+a missing one fails these tests. The slow ones import the real libraries in their environments
+(fairchem alone takes ~30 s to import).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def test_unknown_family_and_bad_torch_are_config_errors():
         envs.plan("mace", torch="2.13.0")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", LIVE)
 def test_each_family_environment_loads_its_library_with_the_pinned_cpu_torch(family):
     status = envs.probe(envs.env_dir() / family)
@@ -64,6 +66,7 @@ def test_each_family_environment_loads_its_library_with_the_pinned_cpu_torch(fam
     assert envs.read_record(status.prefix).requirements == envs.FAMILIES[family].requirements
 
 
+@pytest.mark.slow
 def test_mace_and_sevenn_need_different_e3nn_so_mace_has_its_own_environment():
     from importlib.metadata import version
 
@@ -71,6 +74,7 @@ def test_mace_and_sevenn_need_different_e3nn_so_mace_has_its_own_environment():
     assert mace.versions["e3nn"] == "0.4.4" and version("e3nn") == "0.6.0"
 
 
+@pytest.mark.slow
 def test_env_list_shows_each_environment_and_its_python_line(capsys):
     assert main(["env", "list"]) == 0
     out = capsys.readouterr().out
@@ -92,6 +96,7 @@ def test_env_list_reports_a_broken_environment(tmp_path, capsys):
     assert "import alloop.ensemble.worker: ModuleNotFoundError: No module named 'alloop'" in out
 
 
+@pytest.mark.slow
 def test_create_again_is_up_to_date_in_seconds():
     done = subprocess.run([sys.executable, "-m", "alloop.cli", "env", "create", "mace"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
