@@ -43,26 +43,40 @@ def bench(family: str, repeat: int, folder: Path) -> str:
         raise SystemExit(f"{family}: {status.error} (alloop env create {family})")
     built = build_in(status.python, family, folder)
     structures = cells()  # W16, W54, MoNbTaW16, strained MoNbTaW16
-    w54 = structures[1]
-    ref = reference_in(status.python, family, built["checkpoint"], structures + [w54] * repeat, folder)
+    timed = w54_cells(repeat)
+    ref = reference_in(status.python, family, built["checkpoint"], structures + timed, folder)
     member = load_member(MemberSpec(name=family, kind=family, checkpoint=built["checkpoint"], model=built["model"],
                                     task=built.get("task"), python=str(status.python), device="cpu"))
     pred = member.predict(structures)
     n = sum(len(a) for a in structures)
     d_f = float(np.abs(np.concatenate(pred.forces) - ref["forces"][: n]).max())
-    alloop_s = best_of(lambda: member.predict([w54]), repeat)
+    alloop_s = min(best_of(lambda: member.predict([a]), 1) for a in timed)
     library_s = float(ref["seconds"][len(structures):].min())
+    w54 = timed[0]
     member.close()
     version = status.versions[PACKAGES[family]]
     return (f"| {family} | {PACKAGES[family]} {version} | {status.prefix} | {HOW[family]} | {d_f:.1e} | "
             f"{len(w54) / alloop_s:.0f} | {len(w54) / library_s:.0f} |")
 
 
+def w54_cells(count: int) -> list:
+    """Distinct rattled 54-atom W cells: an ASE calculator returns its cached results for a
+    structure it has just computed, so timing the same cell twice would time nothing."""
+    w54 = cells()[1]
+    out = []
+    for i in range(count):
+        a = w54.copy()
+        a.rattle(0.05, seed=100 + i)
+        out.append(a)
+    return out
+
+
 def sevenn_row(repeat: int) -> str:
     member = load_member(MemberSpec(name="7net-0", kind="sevenn", model="7net-0", device="cpu"))
-    w54 = cells()[1]
-    member.predict([w54])
-    seconds = best_of(lambda: member.predict([w54]), repeat)
+    timed = w54_cells(repeat + 1)
+    member.predict(timed[:1])
+    seconds = min(best_of(lambda: member.predict([a]), 1) for a in timed[1:])
+    w54 = timed[0]
     return f"| sevenn (baseline) | sevenn | alloop's own, in process | shipped 7net-0 | - | {len(w54) / seconds:.0f} | - |"
 
 
