@@ -82,7 +82,7 @@ FAMILIES: MappingProxyType[str, Family] = MappingProxyType(
         ),
         "mattersim": Family(
             kinds=("mattersim",),
-            requirements=("mattersim",),
+            requirements=("mattersim==1.2.3",),
             imports=("mattersim.forcefield",),
             distributions=("mattersim", "torch"),
         ),
@@ -100,13 +100,13 @@ FAMILIES: MappingProxyType[str, Family] = MappingProxyType(
         ),
         "nequip": Family(
             kinds=("nequip",),
-            requirements=("nequip",),
+            requirements=("nequip==0.19.1",),
             imports=("nequip.ase",),
             distributions=("nequip", "torch"),
         ),
         "deepmd": Family(
             kinds=("deepmd",),
-            requirements=("deepmd-kit",),
+            requirements=("deepmd-kit==3.2.0",),
             imports=("deepmd.calculator",),
             distributions=("deepmd-kit", "torch"),
         ),
