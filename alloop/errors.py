@@ -52,3 +52,7 @@ class StateError(AlloopError):
 
 class CampaignChangedError(AlloopError):
     """The campaign file changes settings that what the database already holds was made with."""
+
+
+class MemberEnvironmentError(AlloopError):
+    """A member environment (`alloop env create`) could not be built or cannot load its family."""

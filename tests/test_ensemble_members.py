@@ -187,7 +187,8 @@ def test_missing_package_says_how_to_install(tmp_path):
         with pytest.raises(MemberError) as exc:
             load_member(MemberSpec(name=f"m-{kind}", kind=kind, checkpoint=str(ckpt), **extra))
         msg = str(exc.value)
-        assert f"m-{kind}" in msg and "is not installed" in msg and "fix: pip install" in msg and "python:" in msg
+        assert f"m-{kind}" in msg and "is not installed" in msg and "python:" in msg and "pip install" in msg
+        assert f"fix: `alloop env create {kind}` and give this member the python: line it prints" in msg
 
 
 def test_missing_checkpoint_names_the_member(tmp_path):

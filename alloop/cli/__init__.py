@@ -8,7 +8,7 @@ import sys
 
 from alloop import __version__
 
-COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "sweep", "report", "generate")
+COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "sweep", "report", "generate", "env")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,21 +84,20 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
         ),
         "fairchem": Kind(
             package="fairchem.core",
-            install="pip install fairchem-core (eqV2 checkpoints need fairchem-core<2, UMA/eSEN fairchem-core>=2: "
-            "use separate environments and `python:`)",
+            install="pip install fairchem-core==2.24.0 (UMA/eSEN inference checkpoints; eqV2 checkpoints need "
+            "fairchem-core<2)",
             adapter="alloop.ensemble.adapters.external:load_fairchem",
             uses_task=True,
         ),
         "mace": Kind(
             package="mace",
-            install="pip install mace-torch (it pins e3nn 0.4.4, which clashes with sevenn: give this member "
-            "its own environment with `python:`)",
+            install="pip install mace-torch==0.3.16 (it pins e3nn 0.4.4, which clashes with sevenn)",
             adapter="alloop.ensemble.adapters.external:load_mace",
             uses_task=True,
         ),
         "orb": Kind(
             package="orb_models",
-            install="pip install orb-models",
+            install="pip install orb-models==0.5.5",
             adapter="alloop.ensemble.adapters.external:load_orb",
             architectures=(
                 "orb-v3-conservative-inf-omat",

@@ -251,10 +251,14 @@ def _load_local(spec: MemberSpec) -> Member:
     except ModuleNotFoundError:
         found = False
     if not found:
+        from alloop.ensemble.environments import family_of_kind
+
+        family = family_of_kind(spec.kind)
+        own_env = f"`alloop env create {family}` and give this member the python: line it prints" if family else (
+            "run this member in an environment that has it with python: /path/to/that/env/bin/python")
         raise MemberError(
             f"{where}: package '{kind.package}' is not installed in {sys.executable}\n"
-            f"  fix: {kind.install}; or run this member in an environment that has it with "
-            "python: /path/to/that/env/bin/python"
+            f"  fix: {own_env}; or {kind.install} here"
         )
     if spec.checkpoint is not None and not Path(spec.checkpoint).is_file():
         raise MissingFileError(spec.checkpoint, f"checkpoint of {where}", "put the weights file there or fix checkpoint:")

@@ -3,8 +3,11 @@
 uMLIP packages often cannot share one environment (mace-torch pins e3nn 0.4.4, sevenn needs >= 0.5;
 fairchem 1.x and 2.x load different checkpoints). A member with `python: /env/bin/python` runs in
 `python -m alloop.ensemble.worker` of that interpreter, which loads the model once and serves
-batches over its stdin/stdout. alloop itself reaches the worker through PYTHONPATH; the other
-environment needs numpy, ase, pydantic and PyYAML besides its uMLIP package.
+batches over its stdin/stdout. The other environment needs alloop (without its dependencies) and
+numpy, ase, pydantic and PyYAML besides its uMLIP package: `alloop env create FAMILY` builds one.
+When alloop runs from a source checkout, the checkout also goes first on the worker's PYTHONPATH so
+both sides run the same code; an installed alloop never puts its own site-packages there (that would
+shadow the environment's e3nn, numpy, torch with the controller's).
 
 Messages are length-prefixed pickles (8-byte little-endian length) of plain dicts of numbers and
 numpy arrays: {"op": "load", "spec": {...}}, {"op": "predict", "structures": [(numbers, positions,
@@ -24,12 +27,12 @@ import sys
 import tempfile
 import weakref
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from ase import Atoms
 
+from alloop.ensemble.environments import alloop_checkout
 from alloop.ensemble.members import Member, load_member
 from alloop.ensemble.results import MemberPredictions
 from alloop.ensemble.spec import MemberSpec
@@ -38,7 +41,6 @@ from alloop.errors import MemberError
 _HEADER = struct.Struct("<Q")
 _PICKLE_PROTOCOL = 4  # readable by every Python alloop supports, whichever side is older
 _STDERR_TAIL = 3000  # characters of the worker's stderr quoted in a crash report
-_ALLOOP_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def _send(stream: IO[bytes], obj: Any) -> None:
@@ -90,7 +92,9 @@ class RemoteMember(Member):
 
     def _start(self) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ALLOOP_ROOT, env.get("PYTHONPATH")) if p)
+        checkout = alloop_checkout()
+        if checkout is not None:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), env.get("PYTHONPATH")) if p)
         # A file, not a pipe: a chatty library cannot fill a pipe buffer and deadlock the worker.
         self._stderr = tempfile.TemporaryFile()
         try:

@@ -19,23 +19,27 @@ from alloop.errors import MemberError
 
 
 def load_fairchem(spec: MemberSpec, device: str) -> Member:
-    """eqV2/eSEN (fairchem-core < 2, OCPCalculator) or UMA-style checkpoints (fairchem-core >= 2,
-    FAIRChemCalculator with `task`, e.g. omat)."""
+    """fairchem-core >= 2: an inference checkpoint (UMA, eSEN) through load_predict_unit and
+    FAIRChemCalculator, `task` naming the dataset head (omat); it may be left out for a single-dataset
+    checkpoint. fairchem-core < 2 (eqV2 checkpoints): OCPCalculator."""
     import fairchem.core as fc
 
-    if spec.task is not None:
+    options: dict[str, Any] = dict(spec.options)
+    if hasattr(fc, "FAIRChemCalculator"):
         from fairchem.core.units.mlip_unit import load_predict_unit
 
-        predictor = load_predict_unit(spec.checkpoint, device=device)
-        calc = fc.FAIRChemCalculator(predictor, task_name=spec.task, **spec.options)
+        # fairchem's default settings torch.compile the model (minutes per new system size on CPU)
+        # and merge MOLE experts for one fixed composition; an ensemble scores varied structures.
+        settings = options.pop("inference_settings", "batch")
+        predictor = load_predict_unit(spec.checkpoint, inference_settings=settings, device=device)
+        calc = fc.FAIRChemCalculator(predictor, task_name=spec.task, **options)
     else:
-        if not hasattr(fc, "OCPCalculator"):
+        if spec.task is not None:
             raise MemberError(
-                f"member '{spec.name}': this fairchem-core has no OCPCalculator (eqV2/eSEN-OMat checkpoints need "
-                "fairchem-core < 2); run the member with python: an environment with fairchem-core 1.x, or give "
-                "task: omat for a UMA checkpoint"
+                f"member '{spec.name}': this fairchem-core ({getattr(fc, '__version__', '< 2')}) has no "
+                f"UMA tasks (task '{spec.task}' given); UMA/eSEN inference checkpoints need fairchem-core >= 2"
             )
-        calc = fc.OCPCalculator(checkpoint_path=spec.checkpoint, cpu=device == "cpu", **spec.options)
+        calc = fc.OCPCalculator(checkpoint_path=spec.checkpoint, cpu=device == "cpu", **options)
     return CalculatorMember(spec, device, calc)
 
 
@@ -80,7 +84,9 @@ def load_orb(spec: MemberSpec, device: str) -> Member:
     factory = getattr(pretrained, str(spec.model).replace("-", "_"), None)
     if factory is None:
         raise MemberError(f"member '{spec.name}': this orb-models has no architecture '{spec.model}'")
-    loaded = factory(weights_path=spec.checkpoint, device=device, **spec.options)
+    # torch.compile on CPU recompiles for every new system size (minutes each): off unless asked for.
+    options: dict[str, Any] = {"compile": device != "cpu", **spec.options}
+    loaded = factory(weights_path=spec.checkpoint, device=device, **options)
     # orb-models >= 0.6 returns (model, atoms_adapter); older versions the model alone.
     if isinstance(loaded, tuple):
         calc = ORBCalculator(loaded[0], loaded[1], device=device)
