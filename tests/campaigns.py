@@ -3,6 +3,7 @@ databases from outside, as `alloop status` would."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import sqlite3
 import subprocess
@@ -41,6 +42,26 @@ def snapshot(db: Path) -> dict:
     finally:
         con.close()
     return {"configs": configs, "labels": labels, "jobs": jobs, "potentials": potentials, "status": status}
+
+
+def snapshot_diff(got: dict, want: dict) -> str:
+    """A unified diff, table by table, of two `snapshot`s: `-` the expected run, `+` this one."""
+
+    def rows(snap: dict, key: str) -> list[str]:
+        value = snap[key]
+        if key == "labels":  # energies to the tolerance the tests compare them with
+            return [f"{h} {src} {backend} {energy:.4f}" for h, src, backend, energy in value]
+        return [" ".join(map(str, row)) for row in value] if isinstance(value, list) else [str(value)]
+
+    parts = []
+    for key in ("status", "configs", "labels", "jobs", "potentials"):
+        a, b = rows(want, key), rows(got, key)
+        if a == b:
+            parts.append(f"{key}: identical ({len(a)} rows)")
+        else:
+            diff = difflib.unified_diff(a, b, "expected", "this run", n=1, lineterm="")
+            parts.append(f"{key}: {len(a)} rows expected, {len(b)} here\n" + "\n".join(diff))
+    return "\n".join(parts)
 
 
 def finished_files(workdir: Path) -> dict[str, float]:

@@ -37,11 +37,24 @@ _SBIN = "/usr/sbin:/sbin"
 
 
 @dataclass(frozen=True)
+class SlurmJob:
+    id: str
+    name: str
+    partition: str
+    state: str  # squeue's long form: PENDING, RUNNING, ...
+
+
+@dataclass(frozen=True)
 class SlurmCluster:
     root: Path
     conf: Path
     node: str
-    partition: str
+    partitions: tuple[str, ...]
+
+    @property
+    def partition(self) -> str:
+        """The default partition (the first one)."""
+        return self.partitions[0]
 
     @property
     def env(self) -> dict[str, str]:
@@ -50,6 +63,52 @@ class SlurmCluster:
 
     def run(self, *cmd: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=30)
+
+    def jobs(self, partition: str | None = None, state: str | None = None) -> list[SlurmJob]:
+        """Jobs in the queue (pending, running, completing), optionally of one partition and state."""
+        cmd = ["squeue", "-h", "-o", "%i|%j|%P|%T"]
+        if partition:
+            cmd += ["-p", partition]
+        if state:
+            cmd += ["-t", state]
+        lines = self.run(*cmd).stdout.splitlines()
+        return [SlurmJob(*line.split("|", 3)) for line in lines if line.count("|") == 3]
+
+    def cancel(self, *job_ids: str) -> None:
+        if job_ids:
+            self.run("scancel", *job_ids)
+
+    def set_partition_state(self, partition: str, state: str) -> None:
+        """UP, or DOWN: jobs are still accepted but none starts; running ones go on."""
+        proc = self.run("scontrol", "update", f"PartitionName={partition}", f"State={state}")
+        if proc.returncode != 0:
+            raise RuntimeError(f"scontrol could not set partition {partition} {state}: {proc.stderr.strip()}")
+
+
+class PartitionGate:
+    """Withholds a partition from a campaign: closed, its running jobs are cancelled and new ones stay
+    pending; opened, the jobs left in it (pending or orphaned workers of killed controllers) are cancelled
+    and it takes jobs again. With the campaign's Dask workers in the partition, nothing that needs a worker
+    (scoring, fits, γ) can finish while it is closed, so the campaign waits wherever it needs one."""
+
+    def __init__(self, cluster: SlurmCluster, partition: str) -> None:
+        self.cluster = cluster
+        self.partition = partition
+        self.closed = False
+
+    def close(self) -> str:
+        self.cluster.set_partition_state(self.partition, "DOWN")
+        self.closed = True
+        running = self.cluster.jobs(self.partition, "running")
+        self.cluster.cancel(*(j.id for j in running))
+        return f"partition {self.partition} down; cancelled its running jobs {[j.id for j in running]}"
+
+    def open(self) -> str:
+        left = self.cluster.jobs(self.partition)
+        self.cluster.cancel(*(j.id for j in left))
+        self.cluster.set_partition_state(self.partition, "UP")
+        self.closed = False
+        return f"partition {self.partition} up; cancelled the jobs left in it {[j.id for j in left]}"
 
 
 def _which(name: str) -> str | None:
@@ -82,7 +141,7 @@ def _memory_mb() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
 
 
-def _slurm_conf(root: Path, node: str, partition: str, ctld_port: int, slurmd_port: int, cpus: int) -> str:
+def _slurm_conf(root: Path, node: str, partitions: tuple[str, ...], ctld_port: int, slurmd_port: int, cpus: int) -> str:
     # RealMemory above what the node has would mark it invalid; half of it leaves room for the tests.
     return f"""\
 ClusterName=alloop{ctld_port}
@@ -114,8 +173,8 @@ KillWait=5
 SlurmdParameters=config_overrides
 MinJobAge=600
 NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mb() // 2} State=UNKNOWN
-PartitionName={partition} Nodes={node} Default=YES MaxTime=INFINITE State=UP
-"""
+""" + "".join(f"PartitionName={p} Nodes={node} Default={'YES' if k == 0 else 'NO'} MaxTime=INFINITE State=UP\n"
+              for k, p in enumerate(partitions))
 
 
 def _start_munged(root: Path) -> None:
@@ -134,7 +193,8 @@ def _wait_idle(cluster: SlurmCluster, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     state = ""
     while time.monotonic() < deadline:
-        state = cluster.run("sinfo", "-h", "-N", "-o", "%T").stdout.strip()
+        # one line per partition the node is in
+        state = " ".join(sorted(set(cluster.run("sinfo", "-h", "-N", "-o", "%T").stdout.split())))
         if state == "idle":
             return
         time.sleep(0.3)
@@ -163,11 +223,13 @@ def _kill_pidfile(path: Path) -> None:
 
 
 @contextmanager
-def local_slurm(root: Path | None = None, cpus: int | None = None) -> Iterator[SlurmCluster]:
+def local_slurm(root: Path | None = None, cpus: int | None = None,
+                partitions: tuple[str, ...] = ("alloop",)) -> Iterator[SlurmCluster]:
     """Start a private SLURM, wait until its node is idle, set SLURM_CONF for this process, yield it;
     on exit cancel its jobs, shut it down and restore the environment. Skips (pytest) when impossible.
     `cpus` above the real count oversubscribes the node (config_overrides), so that a Dask worker job
-    and DFT jobs fit side by side on a 2-core test machine."""
+    and DFT jobs fit side by side on a 2-core test machine. All `partitions` share the one node; the
+    first is the default."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -178,8 +240,8 @@ def local_slurm(root: Path | None = None, cpus: int | None = None) -> Iterator[S
         (root / sub).mkdir()
     node = socket.gethostname().split(".")[0]
     ctld_port, slurmd_port = _free_ports(2)
-    cluster = SlurmCluster(root, root / "slurm.conf", node, "alloop")
-    cluster.conf.write_text(_slurm_conf(root, node, cluster.partition, ctld_port, slurmd_port, cpus or os.cpu_count() or 1))
+    cluster = SlurmCluster(root, root / "slurm.conf", node, tuple(partitions))
+    cluster.conf.write_text(_slurm_conf(root, node, cluster.partitions, ctld_port, slurmd_port, cpus or os.cpu_count() or 1))
     old_conf = os.environ.get("SLURM_CONF")
     try:
         _start_munged(root)
@@ -195,7 +257,7 @@ def local_slurm(root: Path | None = None, cpus: int | None = None) -> Iterator[S
             os.environ.pop("SLURM_CONF", None)
         else:
             os.environ["SLURM_CONF"] = old_conf
-        cluster.run("scancel", "--partition", cluster.partition, "--user", "root")
+        cluster.run("scancel", "--partition", ",".join(cluster.partitions), "--user", "root")
         cluster.run("scontrol", "shutdown")
         for pidfile in ("slurmd.pid", "slurmctld.pid", "munge/munged.pid"):
             _kill_pidfile(root / pidfile)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.campaigns import alloop, finished_files, run_to_end, snapshot, stage
+from tests.chaos import InterruptionLog, Kill, campaign_evidence, evidence_on_failure, last_log_line
 
 pytestmark = pytest.mark.slow
 
@@ -92,39 +93,47 @@ KILL_POINTS = [
 def test_kill_minus_nine_at_many_moments_loses_nothing_and_repeats_nothing(reference, tmp_path):
     ref_campaign, _ = reference
     campaign = _campaign(tmp_path / "killed")
-    db = campaign.parent / "run" / "alloop.db"
-    finished_before: dict[str, float] = {}
-    kills = 0
-    log = (tmp_path / "runs.log").open("w")
-    for point in KILL_POINTS:
-        proc = alloop("run", str(campaign), stdout=log)
-        deadline = time.time() + 600
-        while proc.poll() is None and time.time() < deadline:
-            s = stage(db)
-            if s is not None and point(s):
-                time.sleep(0.5)  # land inside the stage, not on its first commit
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.2)
-        proc.wait(timeout=60)
-        # a finished calculation or fit is never redone: its output files are never rewritten
-        now = finished_files(campaign.parent / "run")
-        assert all(now.get(p) == t for p, t in finished_before.items()), "a finished result was rewritten"
-        finished_before = now
-    assert kills >= 4
-    run_to_end(campaign)
-    now = finished_files(campaign.parent / "run")
-    assert all(now.get(p) == t for p, t in finished_before.items())
+    run = campaign.parent / "run"
+    db = run / "alloop.db"
+    done = InterruptionLog()
+    output = tmp_path / "runs.log"
 
-    got, want = snapshot(db), snapshot(ref_campaign.parent / "run" / "alloop.db")
-    assert got["status"] == want["status"] == "max_iterations"
-    assert got["configs"] == want["configs"]
-    assert got["jobs"] == want["jobs"]  # same DFT jobs, each once (dft_job is unique per configuration)
-    assert [(h, src, st) for h, src, st, _ in got["labels"]] == [(h, src, st) for h, src, st, _ in want["labels"]]
-    for (_, _, _, e1), (_, _, _, e2) in zip(got["labels"], want["labels"]):
-        assert e1 == pytest.approx(e2, abs=1e-4)
-    assert [i for i, _ in got["potentials"]] == [0, 1]
+    def evidence() -> str:
+        return campaign_evidence(db, ref_campaign.parent / "run" / "alloop.db", done, [run / "alloop.log", output])
+
+    with evidence_on_failure(evidence), output.open("w") as log:
+        finished_before: dict[str, float] = {}
+        for k, point in enumerate(KILL_POINTS):
+            proc = alloop("run", str(campaign), stdout=log)
+            started = time.monotonic()
+            while proc.poll() is None and time.monotonic() - started < 600:
+                s = stage(db)
+                if s is not None and point(s):
+                    time.sleep(0.5)  # land inside the stage, not on its first commit
+                    at, s, doing = done.now(), stage(db), last_log_line(run / "alloop.log")
+                    proc.send_signal(signal.SIGKILL)
+                    done.kills.append(Kill(at, "SIGKILL", time.monotonic() - started, s, doing, proc.wait(timeout=60)))
+                    break
+                time.sleep(0.2)
+            else:
+                done.note(f"kill point {k} never reached; the controller exited with {proc.poll()}")
+            proc.wait(timeout=60)
+            # a finished calculation or fit is never redone: its output files are never rewritten
+            now = finished_files(run)
+            assert {p: t for p, t in now.items() if p in finished_before} == finished_before, "a finished result was rewritten"
+            finished_before = now
+        assert len(done.kills) >= 4
+        run_to_end(campaign)
+        now = finished_files(run)
+        assert {p: t for p, t in now.items() if p in finished_before} == finished_before
+
+        got, want = snapshot(db), snapshot(ref_campaign.parent / "run" / "alloop.db")
+        assert got["status"] == want["status"] == "max_iterations"
+        assert got["configs"] == want["configs"]
+        assert got["jobs"] == want["jobs"]  # same DFT jobs, each once (dft_job is unique per configuration)
+        assert [(h, src, st) for h, src, st, _ in got["labels"]] == [(h, src, st) for h, src, st, _ in want["labels"]]
+        assert [e for *_, e in got["labels"]] == pytest.approx([e for *_, e in want["labels"]], abs=1e-4)
+        assert [i for i, _ in got["potentials"]] == [0, 1]
 
 
 def test_the_report_of_the_tiny_campaign(reference):
