@@ -11,6 +11,21 @@ import sys
 from pathlib import Path
 
 
+# Three of the paper's members replayed from the W set (`{npz}`: its path) plus the label-only eqV2-31M-OAM,
+# as a campaign-file fragment for str.format (literal braces doubled).
+REPLAYED_PAPER_MEMBERS = """\
+ensemble:
+  name: paper-three-replayed
+  energy_member: eqV2-31M-OAM
+  force_member: eqV2-31M-OMat
+  members:
+    - {{name: eSEN-30M-OMat, kind: replay, checkpoint: {npz}, model: 13-esen-omat, rmse: 0.23719}}
+    - {{name: eqV2-31M-OMat, kind: replay, checkpoint: {npz}, model: 10-eqV2-31-omat, rmse: 0.243286}}
+    - {{name: SevenNet, kind: replay, checkpoint: {npz}, model: 7-7net, rmse: 0.27751}}
+    - {{name: eqV2-31M-OAM, kind: replay, checkpoint: {npz}, model: 2-eqV2-31, in_u: false}}
+"""
+
+
 def alloop(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     env = dict(env or os.environ, PYTHONUNBUFFERED="1")
     kw.setdefault("stdout", subprocess.PIPE)

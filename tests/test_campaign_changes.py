@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.campaigns import alloop
+from tests.campaigns import REPLAYED_PAPER_MEMBERS, alloop
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +20,7 @@ name: w-changes
 elements: [W]
 workdir: run
 max_iterations: {max_iterations}
-ensemble:
-  name: small-paper
-  energy_member: eqV2-31M-OAM
-  force_member: eqV2-31M-OMat
-  members:
-    - {{name: eSEN-30M-OMat, kind: replay, checkpoint: {npz}, model: 13-esen-omat, rmse: 0.23719}}
-    - {{name: eqV2-31M-OMat, kind: replay, checkpoint: {npz}, model: 10-eqV2-31-omat, rmse: 0.243286}}
-    - {{name: SevenNet, kind: replay, checkpoint: {npz}, model: 7-7net, rmse: 0.27751}}
-    - {{name: eqV2-31M-OAM, kind: replay, checkpoint: {npz}, model: 2-eqV2-31, in_u: false}}
-uncertainty: {{u_c: {u_c}}}
+""" + REPLAYED_PAPER_MEMBERS + """uncertainty: {{u_c: {u_c}}}
 labels:
   energy_reference: {{method: none}}
   dft: {{backend: replay, replay: {{sources: [{dft}]}}, max_attempts: 1, max_failed_fraction: 0.0}}

@@ -15,21 +15,13 @@ from alloop.controller.loop import Controller
 from alloop.ensemble import predict_ensemble, resolve_ensemble
 from alloop.generate import source_candidates
 from alloop.state import Store
+from tests.campaigns import REPLAYED_PAPER_MEMBERS
 
 CAMPAIGN = """\
 name: w-replay
 elements: [W]
 workdir: run
-ensemble:
-  name: three-plus-labels
-  energy_member: eqV2-31M-OAM
-  force_member: eqV2-31M-OMat
-  members:
-    - {{name: eSEN-30M-OMat, kind: replay, checkpoint: {npz}, model: 13-esen-omat, rmse: 0.23719}}
-    - {{name: eqV2-31M-OMat, kind: replay, checkpoint: {npz}, model: 10-eqV2-31-omat, rmse: 0.243286}}
-    - {{name: SevenNet, kind: replay, checkpoint: {npz}, model: 7-7net, rmse: 0.27751}}
-    - {{name: eqV2-31M-OAM, kind: replay, checkpoint: {npz}, model: 2-eqV2-31, in_u: false}}
-uncertainty: {{u_c: 0.3}}
+""" + REPLAYED_PAPER_MEMBERS + """uncertainty: {{u_c: 0.3}}
 labels:
   energy_reference: {{method: none}}
   dft: {{backend: replay, replay: {{sources: [{npz}]}}}}
