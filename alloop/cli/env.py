@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="For every environment alloop created (under the folder below), import its family's package "
         "in that interpreter and show the installed versions and the member's python: line.",
     )
+    ls.add_argument("family", nargs="*", metavar="FAMILY",
+                    help="only these families (default: every environment in the folder); the exit status is 1 "
+                    "when one of those shown cannot load its family")
     ls.add_argument("--dir", help=f"folder holding the environments (default: ${ENV_DIR_ENV} or ~/.cache/alloop/envs)")
     ls.set_defaults(func=run_list)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -105,6 +108,19 @@ def run_list(args: argparse.Namespace) -> int:
 
     root = Path(args.dir) if args.dir else envs.env_dir()
     prefixes = envs.environments(root)
+    if args.family:
+        unknown = sorted(set(args.family) - set(envs.FAMILIES))
+        if unknown:
+            _say(f"error: unknown famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                 f"known: {', '.join(envs.FAMILIES)}")
+            return 2
+        prefixes = [p for p in prefixes if p.name in args.family]
+        missing = sorted(set(args.family) - {p.name for p in prefixes})
+        for family in missing:
+            print(f"{family:10s} {'MISSING':7s} no environment in {root / family}; create it with: "
+                  f"alloop env create {family}")
+        if missing:
+            return 1
     if not prefixes:
         _say(f"no environments in {root} (create one with: alloop env create FAMILY)")
         return 0
@@ -117,4 +133,6 @@ def run_list(args: argparse.Namespace) -> int:
         if not status.loads:
             failed += 1
             print(f"{'':10s} {status.error}")
+            print(f"{'':10s} repair it with: alloop env create {status.family or prefix.name}"
+                  + (f" --prefix {prefix}" if prefix.parent != envs.env_dir() else ""))
     return 1 if failed else 0

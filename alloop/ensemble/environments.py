@@ -205,6 +205,18 @@ def alloop_checkout() -> Path | None:
     return None
 
 
+def worker_environ(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment variables another interpreter's worker runs under. From a source checkout the
+    checkout goes first on PYTHONPATH, so the worker runs the controller's code even when the environment's
+    own (editable) alloop points at a checkout that has moved; an installed alloop adds nothing (its
+    site-packages would shadow the environment's e3nn, numpy, torch)."""
+    env = dict(os.environ if base is None else base)
+    checkout = alloop_checkout()
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def alloop_source() -> str:
     """A source checkout installs editable (the worker then runs the same code as the controller);
     an installed alloop installs the same release from the index."""
@@ -328,8 +340,9 @@ def probe(prefix: str | Path, name: str | None = None, *, timeout: float = 600) 
     base = EnvironmentStatus(family=name, prefix=prefix, python=python, loads=False)
     if not python.is_file():
         return base.model_copy(update={"error": f"no interpreter at {python}"})
-    # No PYTHONPATH: the check must see what the environment itself has.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The check sees what a worker would: the environment's packages, plus this checkout's alloop (the
+    # caller's own PYTHONPATH dropped, it is not the worker's).
+    env = worker_environ({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     try:
         done = subprocess.run(
             [str(python), "-c", _PROBE, json.dumps(modules), json.dumps(dists)],

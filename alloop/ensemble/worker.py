@@ -32,7 +32,7 @@ from typing import IO, Any
 import numpy as np
 from ase import Atoms
 
-from alloop.ensemble.environments import alloop_checkout
+from alloop.ensemble.environments import worker_environ
 from alloop.ensemble.members import Member, load_member
 from alloop.ensemble.results import MemberPredictions
 from alloop.ensemble.spec import MemberSpec
@@ -91,10 +91,7 @@ class RemoteMember(Member):
         _LIVE.add(self)
 
     def _start(self) -> None:
-        env = dict(os.environ)
-        checkout = alloop_checkout()
-        if checkout is not None:
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), env.get("PYTHONPATH")) if p)
+        env = worker_environ()
         # A file, not a pipe: a chatty library cannot fill a pipe buffer and deadlock the worker.
         self._stderr = tempfile.TemporaryFile()
         try:
