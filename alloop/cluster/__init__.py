@@ -56,6 +56,7 @@ def _jobqueue_cluster(engine: str, s: Any, log_dir: str | None) -> Any:
 def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) -> Iterator[Any]:
     """A connected dask.distributed Client for the campaign; closes what it started. Batch-system
     workers write their job output into `log_dir` (default: the current directory)."""
+    import dask
     from distributed import Client, LocalCluster
 
     engine = settings.engine
@@ -66,18 +67,24 @@ def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) ->
         finally:
             client.close()
         return
+    # A worker holds only the tasks it runs, none queued behind them: when one calculation kills its worker
+    # (out of memory, a segfault), Dask counts that death against every task the worker held, and queued
+    # innocent configurations would spend their attempts (and end quarantined) for it.
+    saturation = dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
     if engine == "local":
         os.environ.update({k: os.environ.get(k, v) for k, v in _SINGLE_THREAD_ENV.items()})
-        cluster = LocalCluster(
-            n_workers=settings.n_workers,
-            threads_per_worker=settings.threads_per_worker,
-            processes=True,
-            memory_limit=settings.memory_limit,
-            dashboard_address=None,
-            silence_logs=logging.WARNING,
-        )
+        with saturation:
+            cluster = LocalCluster(
+                n_workers=settings.n_workers,
+                threads_per_worker=settings.threads_per_worker,
+                processes=True,
+                memory_limit=settings.memory_limit,
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            )
     else:
-        cluster = _jobqueue_cluster(engine, settings, None if log_dir is None else str(log_dir))
+        with saturation:
+            cluster = _jobqueue_cluster(engine, settings, None if log_dir is None else str(log_dir))
     client = Client(cluster)
     log.info("dask cluster (%s) ready: %s", engine, cluster)
     try:

@@ -22,6 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.config import Campaign
+from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
 from alloop.errors import AlloopError, CampaignChangedError, FitError, UnphysicalStructureError
@@ -76,6 +77,7 @@ class Controller:
         self.workdir = Path(campaign.workdir)
         self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
         self._stop = threading.Event()
+        self._deaths = WorkerDeaths()
         self._accept_changes = accept_changes
         self._retry = retry
 
@@ -95,7 +97,7 @@ class Controller:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self.request_stop)
         try:
-            with ControllerLock(self.store, self.cid):
+            with ControllerLock(self.store, self.cid), self._deaths.watching():
                 return self._run()
         except IterationFailed as exc:
             return Outcome("failed", str(exc), self._potential_path())
@@ -206,7 +208,7 @@ class Controller:
         """The result of one task of `stage`; a stop request ends the wait, a task that cannot succeed fails
         the iteration with its reason."""
         try:
-            return _only_result([fut], self._stop, what)
+            return _only_result([fut], self._stop, what, self._deaths)
         except AlloopError as exc:
             self._fail(idx, stage, f"iteration {idx}: {what} failed: {exc}", exc)
 
@@ -278,12 +280,13 @@ class Controller:
         total = sum(len(v) for v in missing.values())
         if total:
             log.info("iteration %d: scoring %d configurations with %d members (%d predictions to make)", idx, len(ids), len(self.members), total)
-        done = 0
+        done, t0 = 0, time.time()
         items_of = {f.key: [cid for cid, _ in items] for f, items in futures}
         for fut, rows in _as_completed([f for f, _ in futures], self._stop):
             member = _member_of(fut.key, self.members)
             if isinstance(rows, Exception):  # the worker died on this batch every time: no U for these
-                rows = [(cid, None, None, f"the worker predicting died: {rows}") for cid in items_of[fut.key]]
+                reason = death_reason(f"{member}'s predictions", rows, self._deaths, t0)
+                rows = [(cid, None, None, reason) for cid in items_of[fut.key]]
             self.store.save_predictions([Prediction(cid, member, e, f, err) for cid, e, f, err in rows])
             done += len(rows)
             log.info("  predictions %d/%d", done, total)
@@ -351,7 +354,7 @@ class Controller:
             if not jobs:
                 return
             log.info("iteration %d: %d DFT calculations (%s) to run", idx, len(jobs), dft.backend)
-            futures = []
+            futures, t0 = [], time.time()
             for job in jobs:
                 self.store.mark_job_running(job.id)
                 fut = self.client.submit(tasks.dft_task, dft, job.atoms_json, job.workdir, pure=False, key=f"dft-{job.id}-{job.attempts}-{time.time_ns()}")
@@ -360,7 +363,7 @@ class Controller:
             for fut, res in _as_completed([f for f, _ in futures], self._stop):
                 job = by_key[fut.key]
                 if isinstance(res, Exception):  # its worker died (OOM, segfault, walltime) on every try
-                    self._record_failure(job, f"the worker running this calculation died: {res}", True)
+                    self._record_failure(job, death_reason("this calculation", res, self._deaths, t0), True)
                 elif res["ok"]:
                     self.store.complete_dft_job(job.id, res["backend"], res["energy"], res["forces"], res["stress"], res["meta"])
                     log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], res["energy"])
@@ -603,14 +606,15 @@ def _as_completed(futures: list[Any], stop: threading.Event, poll_s: float = 0.5
         pending = still
 
 
-def _only_result(futures: list[Any], stop: threading.Event, what: str) -> Any:
+def _only_result(futures: list[Any], stop: threading.Event, what: str, deaths: WorkerDeaths | None = None) -> Any:
     """The result of a single task; StopRequested if a stop came first, IterationFailed-worthy
     AlloopError if its worker kept dying."""
     from distributed.scheduler import KilledWorker
 
+    t0 = time.time()
     for _, res in _as_completed(futures, stop):
         if isinstance(res, KilledWorker):
-            raise AlloopError(f"the worker running the {what} died every time it was tried ({res}); "
-                              "look for memory limits or crashes in the worker logs")
+            raise AlloopError(death_reason(f"the {what}", res, deaths, t0) + " (every time it was tried; look for "
+                              "memory limits or crashes)")
         return res
     raise StopRequested
