@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from alloop.errors import AlloopError, CampaignChangedError, ConfigError
 
@@ -51,6 +54,24 @@ def setup_logging(workdir: Path, quiet: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A stop (SIGTERM from the batch system at walltime, Ctrl-C) must end in exit 0 whenever it lands, also
+    # while the cluster starts: until the controller takes over the signals, they only note the request.
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(args, stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopped_before_start(campaign: Any) -> int:
+    logging.getLogger("alloop").warning("stopped on request before the controller started; `alloop run` resumes")
+    print(f"campaign '{campaign.name}': stopped\n  stopped on request before the controller started; run again to resume")
+    return EXIT["stopped"]
+
+
+def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from alloop.cluster import open_pools
     from alloop.config import load_campaign
     from alloop.controller import Controller
@@ -63,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(Path(campaign.workdir), args.quiet)
     log = logging.getLogger("alloop")
+    if stop.is_set():
+        return _stopped_before_start(campaign)
     store = Store.open(campaign.database_path)
     try:
         with open_pools(campaign.cluster, Path(campaign.workdir) / "worker-logs") as (client, ensemble_client):
-            outcome = Controller(campaign, store, client, ensemble_client, accept_changes=args.accept_changes, retry=args.retry).run()
+            outcome = Controller(campaign, store, client, ensemble_client, accept_changes=args.accept_changes,
+                                 retry=args.retry, stop=stop).run()
     except CampaignChangedError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)

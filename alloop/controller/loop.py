@@ -59,11 +59,12 @@ class Outcome:
 class Controller:
     def __init__(
         self, campaign: Campaign, store: Store, client: Any, ensemble_client: Any = None, *,
-        accept_changes: bool = False, retry: bool = False,
+        accept_changes: bool = False, retry: bool = False, stop: threading.Event | None = None,
     ) -> None:
         """`client` runs DFT, fits and γ; `ensemble_client` (default: the same) runs uMLIP inference.
         `accept_changes`: record campaign-file changes that contradict the database instead of refusing them;
-        `retry`: resume a failed iteration at the stage it failed in."""
+        `retry`: resume a failed iteration at the stage it failed in; `stop`: an event that requests a stop
+        (set by a signal that arrived before the controller ran)."""
         from alloop.ensemble import resolve_ensemble
 
         self.c = campaign
@@ -76,7 +77,7 @@ class Controller:
         self.force_member = campaign.labels.force_member or self.ensemble.force_member or self.members[0]
         self.workdir = Path(campaign.workdir)
         self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._deaths = WorkerDeaths()
         self._accept_changes = accept_changes
         self._retry = retry
