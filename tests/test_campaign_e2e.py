@@ -1,6 +1,8 @@
 """A tiny campaign on real parts (SevenNet + CHGNet, GPAW, pacemaker), run through the CLI, and the same
-campaign killed with `kill -9` at several moments and resumed: the database must end up with the same
-configurations and labels, no DFT job twice and no finished calculation or fit repeated."""
+campaign interrupted and resumed: killed with `kill -9` at several moments, stopped with SIGTERM in every
+stage, and a chaos run of 30 SIGKILLs and SIGTERMs at random instants. The database must end up with the
+same configurations and labels as the undisturbed run, no DFT job twice and no finished calculation or fit
+repeated; every SIGTERM must end the controller with exit 0 within 10 s."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.campaigns import alloop, finished_files, run_to_end, snapshot, stage
-from tests.chaos import InterruptionLog, Kill, campaign_evidence, evidence_on_failure, last_log_line
+from tests.chaos import (ChaosRun, InterruptionLog, Kill, campaign_evidence, chaos_kills, chaos_seeds, draw_plan,
+                         evidence_on_failure, last_log_line)
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +29,7 @@ name: tiny-w
 elements: [W]
 seed: 3
 workdir: run
-max_iterations: 2
+max_iterations: {max_iterations}
 ensemble: offline-fast
 uncertainty: {{u_c: {u_c}}}
 labels:
@@ -44,12 +47,15 @@ train: {{n_functions: 8, maxiter: 15, test_fraction: 0.0}}
 convergence: {{target_share: 0.0, n_candidates: 4}}
 cluster: {{n_workers: 1}}
 """
+# γ-driven MD from iteration 1 on: a generate stage that takes a while, and candidates that depend on the fit
+EXPLORE = "explore: {temperature: 1500, steps: 60, sample_interval: 10, max_candidates: 3}\n"
+ITERATIONS = 3
 
 
-def _campaign(root: Path, u_c: float = 0.15) -> Path:
+def _campaign(root: Path, u_c: float = 0.15, max_iterations: int = ITERATIONS, extra: str = "") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "campaign.yaml"
-    path.write_text(TINY.format(u_c=u_c))
+    path.write_text(TINY.format(u_c=u_c, max_iterations=max_iterations) + extra)
     return path
 
 
@@ -60,16 +66,33 @@ def reference(tmp_path_factory) -> tuple[Path, str]:
     return campaign, out
 
 
+@pytest.fixture(scope="module")
+def exploring_reference(tmp_path_factory) -> Path:
+    campaign = _campaign(tmp_path_factory.mktemp("exploring"), max_iterations=2, extra=EXPLORE)
+    run_to_end(campaign)
+    return campaign
+
+
+def _assert_same_campaign(db: Path, reference_db: Path) -> None:
+    got, want = snapshot(db), snapshot(reference_db)
+    assert got["status"] == want["status"] == "max_iterations"
+    assert got["configs"] == want["configs"]
+    assert got["jobs"] == want["jobs"]  # same DFT jobs, each once (dft_job is unique per configuration)
+    assert [(h, src, st) for h, src, st, _ in got["labels"]] == [(h, src, st) for h, src, st, _ in want["labels"]]
+    assert [e for *_, e in got["labels"]] == pytest.approx([e for *_, e in want["labels"]], abs=1e-4)
+    assert [i for i, _ in got["potentials"]] == [i for i, _ in want["potentials"]]
+
+
 def test_tiny_campaign_runs_end_to_end_and_reports_its_status(reference):
     campaign, out = reference
     assert "max_iterations" in out and "trained potential:" in out
     status = subprocess.run([sys.executable, "-m", "alloop", "status", str(campaign), "--json"],
                             capture_output=True, text=True, check=True)
     s = json.loads(status.stdout)
-    assert s["iteration"] == 1 and s["stage"] == "done" and s["converged"] is False
+    assert s["iteration"] == ITERATIONS - 1 and s["stage"] == "done" and s["converged"] is False
     assert Path(s["potential"]["path"]).is_file()
     assert s["labels"]["dft"] >= 1 and s["labels"]["umlip"] >= 1, s["labels"]
-    assert len(s["gamma"]) == 2  # one γ evaluation per iteration
+    assert len(s["gamma"]) == ITERATIONS  # one γ evaluation per iteration
     snap = snapshot(campaign.parent / "run" / "alloop.db")
     assert all(status == "done" for _, status in snap["jobs"])
     assert [n for _, n in snap["potentials"]] == sorted(n for _, n in snap["potentials"])
@@ -126,14 +149,7 @@ def test_kill_minus_nine_at_many_moments_loses_nothing_and_repeats_nothing(refer
         run_to_end(campaign)
         now = finished_files(run)
         assert {p: t for p, t in now.items() if p in finished_before} == finished_before
-
-        got, want = snapshot(db), snapshot(ref_campaign.parent / "run" / "alloop.db")
-        assert got["status"] == want["status"] == "max_iterations"
-        assert got["configs"] == want["configs"]
-        assert got["jobs"] == want["jobs"]  # same DFT jobs, each once (dft_job is unique per configuration)
-        assert [(h, src, st) for h, src, st, _ in got["labels"]] == [(h, src, st) for h, src, st, _ in want["labels"]]
-        assert [e for *_, e in got["labels"]] == pytest.approx([e for *_, e in want["labels"]], abs=1e-4)
-        assert [i for i, _ in got["potentials"]] == [0, 1]
+        _assert_same_campaign(db, ref_campaign.parent / "run" / "alloop.db")
 
 
 def test_the_report_of_the_tiny_campaign(reference):
@@ -149,3 +165,120 @@ def test_the_report_of_the_tiny_campaign(reference):
     assert {"u_histograms.png", "parity_energy.png", "parity_force.png", "gamma.png"} <= set(images)
     assert all((index.parent / name).stat().st_size > 10_000 for name in images)
     assert "not drawn" not in page
+
+
+# A stop in every stage, in the order the campaign reaches them; "wait" lets the stage get under way (DFT
+# running, MD exploring). The fit of iteration 0 is left alone: iteration 1 explores with it, and a refit
+# need not reproduce it to the last bit, so the candidates would differ from the undisturbed run's.
+STAGE_ORDER = ("generate", "score", "label", "train", "evaluate", "done")
+STOP_POINTS = [  # (iteration, stage, wait s)
+    (0, "generate", 0.0),
+    (0, "score", 0.0),
+    (0, "label", 1.0),
+    (0, "evaluate", 0.0),
+    (1, "generate", 1.0),  # γ-driven MD with iteration 0's potential
+    (1, "score", 0.0),
+    (1, "label", 1.0),
+    (1, "train", 2.0),
+    (1, "evaluate", 0.0),
+]
+
+
+def _reached(s: tuple[int, str, int, int] | None, idx: int, stage_name: str) -> bool:
+    return s is not None and (s[0], STAGE_ORDER.index(s[1])) >= (idx, STAGE_ORDER.index(stage_name))
+
+
+def test_sigterm_in_every_stage_exits_0_within_10_s_and_the_resumed_campaign_is_the_undisturbed_one(
+        exploring_reference, tmp_path):
+    campaign = _campaign(tmp_path / "stopped", max_iterations=2, extra=EXPLORE)
+    run = campaign.parent / "run"
+    db = run / "alloop.db"
+    done = InterruptionLog()
+    output = tmp_path / "runs.log"
+
+    def evidence() -> str:
+        return campaign_evidence(db, exploring_reference.parent / "run" / "alloop.db", done, [run / "alloop.log", output])
+
+    with evidence_on_failure(evidence), output.open("w") as log:
+        for idx, stage_name, wait in STOP_POINTS:
+            proc = alloop("run", str(campaign), stdout=log)
+            started = time.monotonic()
+            # the first look at or past the point: a stage shorter than a look is stopped in the next one
+            while not _reached(stage(db), idx, stage_name):
+                assert proc.poll() is None, f"the controller exited with {proc.returncode} before ({idx}, {stage_name})"
+                assert time.monotonic() - started < 900, f"({idx}, {stage_name}) not reached in 900 s"
+                time.sleep(0.1)
+            time.sleep(wait)
+            at, s, doing = done.now(), stage(db), last_log_line(run / "alloop.log")
+            proc.send_signal(signal.SIGTERM)
+            t = time.monotonic()
+            code = proc.wait(timeout=120)
+            done.kills.append(Kill(at, "SIGTERM", t - started, s, doing, code, time.monotonic() - t))
+        stops = [(k.stage[:2] if k.stage else None, k.exit_code, round(k.exit_s or 0, 1)) for k in done.kills]
+        assert all(code == 0 and t < 10 for _, code, t in stops), stops
+        # every stage, an exploring generate and DFT on Dask among them, took a stop
+        stopped_in = {st for st, _, _ in stops if st is not None}
+        assert {st for _, st in stopped_in} == set(STAGE_ORDER) - {"done"}, stopped_in
+        assert (1, "generate") in stopped_in and (0, "label") in stopped_in, stopped_in
+        assert "stopped on request" in output.read_text()
+        run_to_end(campaign)
+        _assert_same_campaign(db, exploring_reference.parent / "run" / "alloop.db")
+
+
+class FitLock:
+    """Holds an iteration's fit (the lock `alloop.locks.exclusive_dir` takes on its work directory): the
+    fit waits, so the campaign cannot end while the chaos run still has interruptions to spend."""
+
+    def __init__(self, run: Path, idx: int) -> None:
+        self.path = run / f"iter_{idx:03d}" / ".fit.lock"
+        self.fd: int | None = None
+        self.closed = False
+
+    def close(self) -> str:
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.closed = True
+        return f"holding {self.path}"
+
+    def open(self) -> str:
+        import os
+
+        assert self.fd is not None
+        os.close(self.fd)
+        self.fd, self.closed = None, False
+        return f"released {self.path}"
+
+
+def test_chaos_of_30_sigkills_and_sigterms_over_three_iterations_changes_nothing(reference, tmp_path):
+    ref_campaign, _ = reference
+    campaign = _campaign(tmp_path / "chaos")
+    run = campaign.parent / "run"
+    db = run / "alloop.db"
+    (seed,) = chaos_seeds(2027)[:1]
+    n = chaos_kills(30)
+    # random instants, not aimed at stages; the last iteration's fit is held once that iteration starts,
+    # so the campaign cannot end before the plan is spent
+    chaos = ChaosRun(campaign, run, draw_plan(seed, n, delay_s=(1.0, 8.0), sigterm_share=0.5), seed=seed,
+                     gate=FitLock(run, ITERATIONS - 1), hold_when=lambda s: s[0] == ITERATIONS - 1,
+                     output=tmp_path / "controllers.out")
+
+    def evidence() -> str:
+        return campaign_evidence(db, ref_campaign.parent / "run" / "alloop.db", chaos.log,
+                                 [run / "alloop.log", tmp_path / "controllers.out"])
+
+    t0 = time.monotonic()
+    with evidence_on_failure(evidence):
+        chaos.run()
+        assert len(chaos.log.kills) == n
+        stops = [(k.exit_code, round(k.exit_s or 0, 1)) for k in chaos.log.kills if k.signal == "SIGTERM"]
+        assert stops and all(code == 0 and t < 10 for code, t in stops), stops
+        finished = finished_files(run)
+        run_to_end(campaign)
+        assert {p: t for p, t in finished_files(run).items() if p in finished} == finished, "finished work was redone"
+        _assert_same_campaign(db, ref_campaign.parent / "run" / "alloop.db")
+    print(f"chaos (seed {seed}): {n} interruptions ({len(stops)} SIGTERM) in {time.monotonic() - t0:.0f} s "
+          f"including the run to the end\n{chaos.log.report()}")
