@@ -138,6 +138,12 @@ import os, shutil, sys
 import numpy as np, pandas as pd, yaml
 mode = os.environ.get("FAKE_MODE", "ok")
 cfg = yaml.safe_load(open(sys.argv[1]))
+if mode == "sigkill":  # killed (as by the OOM killer) while FAKE_KILLS, a file outside the fit, counts down
+    left = int(open(os.environ["FAKE_KILLS"]).read())
+    if left > 0:
+        open(os.environ["FAKE_KILLS"], "w").write(str(left - 1))
+        open("log.txt", "w").write("partial log of a killed run\\n")
+        os.kill(os.getpid(), 9)
 with open("log.txt", "w") as log:
     log.write("Total number of functions: 72 / number of parameters: 801\\n")
     if mode == "crash":
@@ -231,6 +237,25 @@ def test_failed_fits_raise_and_leave_no_completion_marker(w_npz, tmp_path, fake_
         fit_ace(w_frame(w_npz, BULK_54), FitSettings(test_fraction=0), tmp_path, ["W"])
     assert not (tmp_path / "fit_done.json").exists()
     assert (tmp_path / "pacemaker.log").is_file()
+
+
+@pytest.mark.parametrize("kills, fails", [(2, False), (3, True)])
+def test_a_pacemaker_killed_by_a_signal_is_run_again_up_to_three_times(w_npz, tmp_path, fake_pacemaker, kills, fails):
+    counter = tmp_path / "kills_left"
+    counter.write_text(str(kills))
+    fake_pacemaker.setenv("FAKE_MODE", "sigkill")
+    fake_pacemaker.setenv("FAKE_KILLS", str(counter))
+    workdir = tmp_path / "fit"
+    if fails:
+        with pytest.raises(FitError, match=r"killed by a signal in each of 3 attempts, the last time by signal 9 \(SIGKILL\)"):
+            fit_ace(w_frame(w_npz, BULK_54), FitSettings(test_fraction=0), workdir, ["W"])
+        assert not (workdir / "fit_done.json").exists()
+    else:
+        result = fit_ace(w_frame(w_npz, BULK_54), FitSettings(test_fraction=0), workdir, ["W"])
+        assert (workdir / "fit_done.json").is_file() and result.potential_yaml.is_file()
+        # the retry started from the input alone: nothing of the killed runs is left
+        assert "partial log" not in (workdir / "member_0" / "log.txt").read_text()
+    assert counter.read_text() == "0"
 
 
 # ---------------------------------------------------------------------------------------------- γ and selection

@@ -25,7 +25,7 @@ from alloop.config import Campaign
 from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
-from alloop.errors import AlloopError, CampaignChangedError, FitError, UnphysicalStructureError
+from alloop.errors import AlloopError, CampaignChangedError, UnphysicalStructureError
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
@@ -295,8 +295,7 @@ class Controller:
         self._route(idx, configs)
 
     def _route(self, idx: int, configs: Sequence[Any]) -> None:
-        from alloop.ensemble import EnsemblePredictions, MemberPredictions
-        from alloop.ensemble.routing import route
+        from alloop.ensemble import MemberPredictions
 
         stored = self.store.predictions([c.id for c in configs], self.members)
         per_member = {}
@@ -309,10 +308,12 @@ class Controller:
                 else:
                     pred.energies[k], pred.forces[k] = p.energy, p.forces
             per_member[m] = pred
-        preds = EnsemblePredictions.stack(self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64))
+        fut = self.client.submit(
+            tasks.route_task, self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64),
+            self.c.uncertainty.u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
+            np.array([c.kind == KIND_CALIBRATION for c in configs], dtype=bool), pure=False, key=f"route-{idx}-{time.time_ns()}")
+        decision = self._result(idx, "score", fut, "U and routing")
         u_c = self.c.uncertainty.u_c
-        decision = route(preds, u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
-                         force_dft=np.array([c.kind == KIND_CALIBRATION for c in configs], dtype=bool))
         u = decision.u
         routings: list[Routing] = []
         for k, c in enumerate(configs):
@@ -454,10 +455,7 @@ class Controller:
 
         rows = self.store.training_rows(self.cid, self.energy_member)
         structures = [atoms_from_json(r.atoms_json) for r in rows]
-        try:
-            reference = self._energy_reference(rows, structures)
-        except FitError as exc:
-            self._fail(idx, "train", f"iteration {idx}: energy reference: {exc}", exc)
+        reference = self._energy_reference(idx, rows)
         is_dft = np.array([r.source == "dft" for r in rows], dtype=bool)
         frame = label_frame(structures, np.array([r.energy for r in rows]), [r.forces for r in rows], is_dft, reference)
         fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
@@ -470,38 +468,22 @@ class Controller:
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
 
-    def _energy_reference(self, rows: Sequence[Any], structures: list[Atoms]) -> Any:
+    def _energy_reference(self, idx: int, rows: Sequence[Any]) -> Any:
         """The DFT→uMLIP energy reference: fitted once from DFT-labelled configurations that the energy member
         also predicts well (U < U_c), never from the high-U ones, and frozen from then on."""
-        from alloop.label.reference import EnergyReference, fit_energy_reference
+        from alloop.label.reference import EnergyReference
 
         stored = self.store.energy_reference(self.cid)
         if stored is not None:
             return EnergyReference.from_json(stored)
-        settings = self.c.labels.energy_reference
-        dft = [k for k, r in enumerate(rows) if r.source == "dft"]
-        e_dft = {k: rows[k].energy for k in dft}
-        replay = self.c.labels.dft.replay if self.c.labels.dft.backend == "replay" else None
-        if settings.method == "fit" and replay is not None:
-            # a replay set holds DFT for the low-U configurations too, for free: they are the trustworthy pairs
-            from alloop.label.replay import replayed_energies
-
-            low = [k for k, r in enumerate(rows) if r.source == "umlip"]
-            found = replayed_energies(replay, [structures[k] for k in low])
-            e_dft.update({k: float(e) for k, e in zip(low, found) if np.isfinite(e)})
-        if settings.method == "fit" and not e_dft:
-            return EnergyReference("fit", {}, f"{self.energy_member} (no DFT labels yet)", frozen=False)
-        pairs = sorted(e_dft)
-        try:
-            ref = fit_energy_reference(
-                settings, self.energy_member, [structures[k] for k in pairs], [e_dft[k] for k in pairs],
-                [rows[k].reference_energy for k in pairs], [rows[k].u for k in pairs], self.c.uncertainty.u_c, self.c.elements,
-            )
-        except FitError:
-            if any(r.source == "umlip" for r in rows):
-                raise
-            return EnergyReference("fit", {}, f"DFT ({self.c.labels.dft.backend}; no uMLIP labels to align yet)", frozen=False)
-        if ref.method == "fit":
+        dft = self.c.labels.dft
+        fut = self.client.submit(
+            tasks.reference_task, self.c.labels.energy_reference, self.energy_member, [r.atoms_json for r in rows],
+            [r.source for r in rows], [r.energy for r in rows], [r.reference_energy for r in rows], [r.u for r in rows],
+            self.c.uncertainty.u_c, list(self.c.elements), dft.backend, dft.replay if dft.backend == "replay" else None,
+            pure=False, key=f"reference-{idx}-{time.time_ns()}")
+        ref = self._result(idx, "train", fut, "energy reference")
+        if ref.method == "fit" and ref.frozen:
             log.info("energy reference fitted on %d configurations with U < U_c: %s eV/atom, residual RMS %.4f eV/atom "
                      "(%d outliers); frozen from now on", ref.n_pairs, {k: round(v, 4) for k, v in ref.offsets.items()},
                      ref.residual_rms or 0.0, ref.n_outliers)

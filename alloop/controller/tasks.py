@@ -85,3 +85,24 @@ def select_task(structures: list[Any], budget: int, potential: str, active_set: 
     from alloop.train import select_maxvol
 
     return list(select_maxvol(structures, budget, potential=potential, active_set=active_set, elements=elements, settings=settings))
+
+
+def route_task(spec: Any, per_member: dict[str, Any], n_atoms: np.ndarray, u_c: float, variant: int, energy_member: str,
+               force_member: str, force_dft: np.ndarray) -> Any:
+    """U (the computation `alloop score` writes) and where each configuration's label comes from:
+    alloop.ensemble.routing.route on the stored predictions stacked as alloop.ensemble.EnsemblePredictions."""
+    from alloop.ensemble import EnsemblePredictions
+    from alloop.ensemble.routing import route
+
+    preds = EnsemblePredictions.stack(spec, per_member, n_atoms)
+    return route(preds, u_c, variant, energy_member, force_member, force_dft=force_dft)
+
+
+def reference_task(settings: Any, energy_member: str, atoms_jsons: list[str], sources: list[str], energies: list[float],
+                   e_member: list[float | None], u: list[float | None], u_c: float, elements: list[str], dft_backend: str,
+                   replay: Any) -> Any:
+    """The DFT→uMLIP energy reference of a training set: alloop.label.reference.training_reference."""
+    from alloop.label.reference import training_reference
+
+    return training_reference(settings, energy_member, [atoms_from_json(a) for a in atoms_jsons], sources, energies,
+                              e_member, u, u_c, elements, dft_backend, replay)

@@ -97,6 +97,44 @@ def fit_energy_reference(
         float(np.sqrt(np.mean(resid**2))), int(np.sum(np.abs(resid) > 3 * settings.outlier_scale)),
     )
 
+def training_reference(
+    settings: EnergyReferenceSettings,
+    energy_member: str,
+    structures: Sequence[Atoms],
+    sources: Sequence[str],
+    energies: Sequence[float],
+    e_member: Sequence[float | None],
+    u: Sequence[float | None],
+    u_c: float,
+    elements: Sequence[str],
+    dft_backend: str,
+    replay: Any = None,
+) -> EnergyReference:
+    """The reference for a training set of mixed labels (`sources` "dft" or "umlip"): offsets fitted on the
+    DFT-labelled configurations the energy member also predicts well, plus, with a replay DFT set (`replay`,
+    its ReplaySettings), the replayed DFT of the uMLIP-labelled ones, which costs nothing. Not frozen while
+    there is nothing to align (no DFT yet, or only DFT labels); FitError when uMLIP labels would have to be
+    mixed with DFT but no trustworthy pair exists."""
+    dft = [k for k, s in enumerate(sources) if s == "dft"]
+    e_dft = {k: float(energies[k]) for k in dft}
+    if settings.method == "fit" and replay is not None:
+        from alloop.label.replay import replayed_energies
+
+        low = [k for k, s in enumerate(sources) if s == "umlip"]
+        found = replayed_energies(replay, [structures[k] for k in low])
+        e_dft.update({k: float(e) for k, e in zip(low, found) if np.isfinite(e)})
+    if settings.method == "fit" and not e_dft:
+        return EnergyReference("fit", {}, f"{energy_member} (no DFT labels yet)", frozen=False)
+    pairs = sorted(e_dft)
+    try:
+        return fit_energy_reference(settings, energy_member, [structures[k] for k in pairs], [e_dft[k] for k in pairs],
+                                    [e_member[k] for k in pairs], [u[k] for k in pairs], u_c, elements)
+    except FitError:
+        if any(s == "umlip" for s in sources):
+            raise
+        return EnergyReference("fit", {}, f"DFT ({dft_backend}; no uMLIP labels to align yet)", frozen=False)
+
+
 Compositions = Sequence[Mapping[str, int]] | Sequence[Atoms] | np.ndarray
 
 

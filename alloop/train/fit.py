@@ -139,7 +139,7 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
             mdir.mkdir()
             config = render_input(settings, elements, f"../{TRAIN_FILE}", f"../{TEST_FILE}" if n_test else None, member=k)
             (mdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
-            _run([exe, "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s, f"member {k}: pacemaker")
+            _run_surviving_signals([exe, "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s, f"member {k}: pacemaker")
             members.append(_checked_potential(mdir, settings.maxiter))
             member_metrics.append(_member_metrics(mdir, settings))
         active_set = _build_active_set(members[0], workdir, settings.timeout_s)
@@ -277,6 +277,41 @@ def _executable(name: str) -> str:
     return found
 
 
+class _KilledBySignal(FitError):
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+# A pacemaker killed by a signal (the OOM killer, a node's cleanup, an operator) says nothing about the data;
+# it is run again from its input, this many times in all, before the fit fails.
+FIT_ATTEMPTS = 3
+
+
+def _run_surviving_signals(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, what: str) -> None:
+    keep = {"input.yaml"}
+    for attempt in range(1, FIT_ATTEMPTS + 1):
+        try:
+            return _run(cmd, cwd, log_path, timeout_s, what)
+        except _KilledBySignal as exc:
+            if attempt == FIT_ATTEMPTS:
+                raise FitError(f"{what} was killed by a signal in each of {FIT_ATTEMPTS} attempts, the last time by "
+                               f"{_signal_name(exc.signum)}; look for memory limits (dmesg, the batch system's "
+                               f"accounting); log: {log_path}") from None
+            log.warning("%s killed by %s (attempt %d of %d); running it again", what, _signal_name(exc.signum),
+                        attempt, FIT_ATTEMPTS)
+            for p in cwd.iterdir():
+                if p.name not in keep:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return f"signal {signum} ({signal.Signals(signum).name})"
+    except ValueError:
+        return f"signal {signum}"
+
+
 def _run(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, what: str) -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("PACEMAKERDATAPATH", None)  # would redirect the relative data paths in input.yaml
@@ -300,6 +335,8 @@ def _run(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, wha
             if sys.exc_info()[0] is subprocess.TimeoutExpired:
                 raise FitError(f"{what} did not finish within {timeout_s:.0f} s (log: {log_path})") from None
             raise
+    if rc < 0:
+        raise _KilledBySignal(f"{what} was killed by {_signal_name(-rc)}", -rc)
     if rc != 0:
         raise FitError(f"{what} failed with exit code {rc}; last lines of {log_path}:\n{_tail(log_path)}")
 
