@@ -13,7 +13,7 @@ another test session's instance.
         slurm.run("sbatch", "--wrap", "hostname")
 
 Needs root (slurmd launches jobs as their owner) and the Debian packages slurmctld slurmd slurm-client
-munge; otherwise it skips the test with the reason.
+munge; otherwise it fails the test with the reason.
 """
 
 from __future__ import annotations
@@ -226,13 +226,13 @@ def _kill_pidfile(path: Path) -> None:
 def local_slurm(root: Path | None = None, cpus: int | None = None,
                 partitions: tuple[str, ...] = ("alloop",)) -> Iterator[SlurmCluster]:
     """Start a private SLURM, wait until its node is idle, set SLURM_CONF for this process, yield it;
-    on exit cancel its jobs, shut it down and restore the environment. Skips (pytest) when impossible.
+    on exit cancel its jobs, shut it down and restore the environment. Fails the test (pytest) when impossible.
     `cpus` above the real count oversubscribes the node (config_overrides), so that a Dask worker job
     and DFT jobs fit side by side on a 2-core test machine. All `partitions` share the one node; the
     first is the default."""
     reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    if reason:  # a missing real part fails: a broken install must not pass green
+        pytest.fail(f"no local SLURM: {reason}; `bash .ci/install` installs slurmctld, slurmd and munge")
     # A short path under /tmp: munge's socket path must fit in 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="alloop-slurm-", dir=root))
     root.chmod(0o755)

@@ -1,5 +1,5 @@
 """DFT calculations as batch jobs (alloop.cluster.batch, alloop.label.batch): on a private SLURM started on
-localhost (tests/slurm_cluster.py; skipped without root or the SLURM packages), and PBS/LSF command
+localhost (tests/slurm_cluster.py; fails without root or the SLURM packages), and PBS/LSF command
 building and output parsing against stand-in qsub/qstat/bsub/bjobs commands that print recorded output."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from tests.test_label_vasp import FIXTURES, first_image
 
 @pytest.fixture(scope="session")
 def slurm() -> Iterator[SlurmCluster]:
-    """A private SLURM on localhost for this module's tests (skipped without root or the packages)."""
+    """A private SLURM on localhost for this module's tests (fails without root or the packages)."""
     with local_slurm() as cluster:
         yield cluster
 
