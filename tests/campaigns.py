@@ -26,6 +26,25 @@ ensemble:
 """
 
 
+def generated_and_scored(campaign_file: Path) -> tuple[object, object, int]:
+    """(campaign, open Store, campaign id) after the first iteration's generate and score stages, run by the
+    controller itself on an in-process Dask cluster: for tests of what comes after."""
+    from distributed import Client
+
+    from alloop.config import load_campaign
+    from alloop.controller.loop import Controller
+    from alloop.state import Store
+
+    campaign = load_campaign(campaign_file)
+    store = Store.open(campaign.database_path)
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        ctl = Controller(campaign, store, client)
+        store.start_iteration(ctl.cid, 0)
+        ctl.generate(0)
+        ctl.score(0)
+    return campaign, store, ctl.cid
+
+
 def alloop(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     env = dict(env or os.environ, PYTHONUNBUFFERED="1")
     kw.setdefault("stdout", subprocess.PIPE)

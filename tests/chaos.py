@@ -112,6 +112,13 @@ class InterruptionLog:
     def note(self, text: str) -> None:
         self.notes.append((self.now(), text))
 
+    def assert_clean_stops(self, within_s: float = 10.0) -> None:
+        """Every SIGTERM ended its controller with exit 0 within `within_s` (there was at least one)."""
+        stops = [(k.stage, k.exit_code, round(k.exit_s or 0.0, 1)) for k in self.kills if k.signal == "SIGTERM"]
+        assert stops, "the plan held no SIGTERM"
+        bad = [s for s in stops if s[1] != 0 or s[2] >= within_s]
+        assert not bad, f"SIGTERMs that did not end in exit 0 within {within_s:g} s (stage, exit, seconds): {bad}"
+
     @property
     def cancels(self) -> int:
         return sum(bool(k.cancelled) for k in self.kills)

@@ -10,12 +10,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from alloop.config import load_campaign
-from alloop.controller.loop import Controller
 from alloop.ensemble import predict_ensemble, resolve_ensemble
 from alloop.generate import source_candidates
-from alloop.state import Store
-from tests.campaigns import REPLAYED_PAPER_MEMBERS
+from tests.campaigns import REPLAYED_PAPER_MEMBERS, generated_and_scored
 
 CAMPAIGN = """\
 name: w-replay
@@ -38,18 +35,10 @@ cluster: {{n_workers: 1}}
 @pytest.fixture(scope="module")
 def scored(shared_data, tmp_path_factory):
     """A campaign's first iteration generated and scored (no fit needed for what is checked here)."""
-    from distributed import Client
-
     npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
     root = tmp_path_factory.mktemp("replay")
     (root / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz))
-    campaign = load_campaign(root / "campaign.yaml")
-    store = Store.open(campaign.database_path)
-    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
-        ctl = Controller(campaign, store, client)
-        store.start_iteration(ctl.cid, 0)
-        ctl.generate(0)
-        ctl.score(0)
+    campaign, store, _ = generated_and_scored(root / "campaign.yaml")
     store.close()
     return campaign, npz
 

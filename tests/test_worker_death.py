@@ -9,15 +9,12 @@ import signal
 import sqlite3
 
 import dask
-from distributed import Client
 
 from alloop.cluster import open_client
-from alloop.config import load_campaign
 from alloop.controller import tasks
 from alloop.controller.loop import Controller
-from alloop.state import Store
 from alloop.structures import atoms_from_json, config_hash
-from tests.campaigns import REPLAYED_PAPER_MEMBERS
+from tests.campaigns import REPLAYED_PAPER_MEMBERS, generated_and_scored
 
 VICTIM = "ALLOOP_TEST_WORKER_DIES_FOR"
 
@@ -49,14 +46,8 @@ def dft_or_die(dft_settings, atoms_json, workdir):
 def test_a_calculation_that_kills_its_worker_is_quarantined_and_the_others_are_labelled(shared_data, tmp_path, monkeypatch):
     npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
     (tmp_path / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz))
-    campaign = load_campaign(tmp_path / "campaign.yaml")
-    store = Store.open(campaign.database_path)
-    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
-        ctl = Controller(campaign, store, client)
-        store.start_iteration(ctl.cid, 0)
-        ctl.generate(0)
-        ctl.score(0)
-    to_dft = [j.hash for j in store.dft_jobs(ctl.cid, 0)]
+    campaign, store, cid = generated_and_scored(tmp_path / "campaign.yaml")
+    to_dft = [j.hash for j in store.dft_jobs(cid, 0)]
     assert len(to_dft) >= 3, "the test needs several DFT calculations"
     victim = to_dft[0]
 
