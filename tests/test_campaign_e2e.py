@@ -260,9 +260,10 @@ def test_chaos_of_30_sigkills_and_sigterms_over_three_iterations_changes_nothing
     db = run / "alloop.db"
     (seed,) = chaos_seeds(2027)[:1]
     n = chaos_kills(30)
-    # random instants, not aimed at stages; the last iteration's fit is held once that iteration starts,
-    # so the campaign cannot end before the plan is spent
-    chaos = ChaosRun(campaign, run, draw_plan(seed, n, delay_s=(1.0, 8.0), sigterm_share=0.5), seed=seed,
+    # random instants, not aimed at stages, long enough on average (a controller needs ~5 s to start) for the
+    # campaign to move on between them; the last iteration's fit is held once that iteration starts, so the
+    # campaign cannot end before the plan is spent
+    chaos = ChaosRun(campaign, run, draw_plan(seed, n, delay_s=(2.0, 25.0), sigterm_share=0.5), seed=seed,
                      gate=FitLock(run, ITERATIONS - 1), hold_when=lambda s: s[0] == ITERATIONS - 1,
                      output=tmp_path / "controllers.out")
 
