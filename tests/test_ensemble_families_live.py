@@ -100,26 +100,3 @@ def test_orb_confidence_head_comes_through_as_the_expected_force_error(case):
     per_atom = np.split(c.reference["confidence"] @ centres, np.cumsum([len(a) for a in c.structures])[:-1])
     np.testing.assert_allclose(c.predictions.extras["orb_confidence"], [e.max() for e in per_atom], rtol=1e-6)
 
-
-def test_score_with_members_from_three_environments(case, shared_data, tmp_path, capsys):
-    """sevenn in alloop's environment, MACE and Orb in theirs, through `alloop score` on the paper's W."""
-    import yaml
-    from ase.io import read
-
-    from alloop.cli import main
-    from alloop.io import read_labelled, write_extxyz
-
-    frames = read_labelled(shared_data / "uq_umlip_W" / "W_uq_umlip.npz")
-    picked = write_extxyz(tmp_path / "w.extxyz", [frames[i] for i in (1, 24, 1026)])  # bulk, slab, 1.5 Å dimer
-    members = [{"name": "7net-0", "kind": "sevenn", "model": "7net-0", "device": "cpu"}]
-    for family in ("mace", "orb"):
-        spec = case(family).member.spec
-        members.append({k: v for k, v in spec.model_dump().items() if v is not None and k in
-                        {"name", "kind", "model", "checkpoint", "python", "device"}})
-    (tmp_path / "mixed.yaml").write_text(yaml.safe_dump({"name": "mixed", "members": members}))
-    out = tmp_path / "scored.extxyz"
-    assert main(["score", str(picked), "-e", str(tmp_path / "mixed.yaml"), "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "with ensemble 'mixed' (3 members)" in err
-    scored = read(out, ":")
-    assert all(np.isfinite(a.info["U"]) and np.isfinite(a.info["dF"]) for a in scored)

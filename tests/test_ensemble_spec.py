@@ -150,6 +150,22 @@ def test_missing_interpreter_is_reported_with_member():
         resolve_ensemble(spec)
 
 
+def test_a_relative_interpreter_path_stays_in_its_virtual_environment(tmp_path):
+    """A venv's bin/python is a symlink to the base interpreter: the member's path must keep the link."""
+    import venv
+
+    venv.create(tmp_path / "envs" / "mace", with_pip=False, symlinks=True)  # as `python -m venv` makes it
+    (tmp_path / "m.model").touch()
+    (tmp_path / "e.yaml").write_text(
+        "name: e\nmembers:\n  - {name: a, kind: chgnet, model: 0.3.0}\n"
+        "  - {name: m, kind: mace, checkpoint: m.model, python: envs/mace/bin/../bin/python}\n"
+    )
+    python = resolve_ensemble(tmp_path / "e.yaml").member("m").python
+    assert python == str(tmp_path / "envs" / "mace" / "bin" / "python")
+    prefix = subprocess.run([python, "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True, check=True)
+    assert prefix.stdout.strip() == str(tmp_path / "envs" / "mace")
+
+
 def test_check_elements_fails_at_validation_not_on_day_3():
     offline = resolve_ensemble("offline")
     check_elements(offline, ["W", "Mo", "Nb", "Ta"])

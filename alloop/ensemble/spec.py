@@ -309,7 +309,9 @@ def _absolute(path: str | Path, base: Path) -> Path:
 
 def _interpreter(python: str, base: Path) -> str:
     if os.sep in python:
-        return str(_absolute(python, base))
+        # Absolute, but symlinks kept: a venv's bin/python links to the base interpreter, and following
+        # the link would run the member outside its environment.
+        return os.path.abspath(base / Path(python).expanduser())
     return shutil.which(python) or python  # a bare name is looked up on PATH; check_files reports a miss
 
 
