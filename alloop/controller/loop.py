@@ -290,7 +290,8 @@ class Controller:
                 rows = [(cid, None, None, reason) for cid in items_of[fut.key]]
             self.store.save_predictions([Prediction(cid, member, e, f, err) for cid, e, f, err in rows])
             done += len(rows)
-            log.info("  predictions %d/%d", done, total)
+            log.info("  predictions %d/%d (%s: %d configurations, %.0f s since scoring began)", done, total, member,
+                     len(rows), time.time() - t0)
         self._check_stop()
         self._route(idx, configs)
 
