@@ -33,6 +33,7 @@ def _check(structures, kind: str, max_atoms: int = 160) -> None:
     assert structures and all(a.info["kind"] == kind for a in structures)
     for atoms in structures:
         assert atoms.pbc.all() and len(atoms) <= max_atoms
+        assert np.linalg.det(atoms.cell[:]) > 0  # right-handed: pyace refuses other cells
         validate_atoms(atoms, 1.7)  # bonds well above generate.min_distance: no overlapping atoms
         json.dumps(atoms.info["generator"])
         assert atoms.info["generator"]["family"] == "genome"

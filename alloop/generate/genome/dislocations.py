@@ -82,7 +82,10 @@ def _edge_dipole(crystal: Crystal) -> Topology:
         warnings.simplefilter("ignore")  # "atomman not found, falling back to method 'adsl'"
         _, atoms = quad.build_quadrupole(glide_separation=steps, self_consistent=False, verbose=False)
     cores = np.array(atoms.info["core_positions"])
-    atoms = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+    cell = np.array(atoms.cell)
+    if np.linalg.det(cell) < 0:  # matscipy's rhombic cell is left-handed, which pyace refuses ("Extreme shape")
+        cell = cell[[1, 0, 2]]
+    atoms = Atoms(atoms.numbers, atoms.positions, cell=cell, pbc=True)
     atoms.wrap()
     params = crystal.base_params() | crystal.elastic_params() | {
         "dislocation": "edge_111_110", "burgers": "1/2<111>", "plane": "{110}", "cell": "dipole",
