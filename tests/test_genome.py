@@ -33,6 +33,7 @@ def _check(structures, kind: str, max_atoms: int = 160) -> None:
     assert structures and all(a.info["kind"] == kind for a in structures)
     for atoms in structures:
         assert atoms.pbc.all() and len(atoms) <= max_atoms
+        assert np.linalg.det(atoms.cell[:]) > 0  # right-handed: pyace refuses other cells
         validate_atoms(atoms, 1.7)  # bonds well above generate.min_distance: no overlapping atoms
         json.dumps(atoms.info["generator"])
         assert atoms.info["generator"]["family"] == "genome"
@@ -60,12 +61,28 @@ def test_dislocations_bcc_and_fcc():
     out = _genome("dislocation", elastic_constants={"C11": 523, "C12": 203, "C44": 160})
     _check(out, "dislocation")
     names = [a.info["generator"]["dislocation"] for a in out]
-    assert names == ["screw_111", "edge_100_100", "edge_100_110"]
+    assert names == ["screw_111", "edge_111_110", "edge_100_100", "edge_100_110"]
     assert out[0].info["generator"]["core_separation"] > 5.0
     assert out[1].info["generator"]["elastic_source"] == "generate.genome.elastic_constants"
     fcc = _genome("dislocation", elements=("Cu",), lattice="fcc")
     _check(fcc, "dislocation")
     assert fcc[0].info["generator"]["elastic_constants_GPa"] == {"C11": 168.0, "C12": 121.0, "C44": 75.4}
+
+
+def test_the_111_edge_is_a_periodic_dipole_with_no_atom_added_or_lost():
+    w = _genome("dislocation", elastic_constants={"C11": 523, "C12": 203, "C44": 160})[1]  # W: elastically isotropic
+    alloy = _genome("dislocation", elements=MONBTAW)[1]  # composition mean of the table: Zener ratio 0.92
+    for atoms in (w, alloy):
+        p = atoms.info["generator"]
+        assert (p["dislocation"], p["cell"], p["burgers"]) == ("edge_111_110", "dipole", "1/2<111>")
+        assert atoms.pbc.all() and len(p["core_positions"]) == 2
+        assert p["core_separation"] > 5.0  # the two cores (and their images) a cutoff apart
+        assert len(atoms) == round(atoms.get_volume() / (p["a"] ** 3 / 2))  # a dipole conserves the bcc sites
+        nn = np.sqrt(3) / 2 * p["a"]
+        assert atoms.get_all_distances(mic=True)[np.triu_indices(len(atoms), 1)].min() > 0.75 * nn
+    # the anisotropic field is degenerate at Zener ratio 1: W's field is taken half a percent off it, recorded
+    assert w.info["generator"]["field_C44_GPa"] == pytest.approx(1.005 * (523 - 203) / 2)
+    assert "field_C44_GPa" not in alloy.info["generator"]
 
 
 def test_crack_tips_open_behind_the_tip_and_draw_k_from_the_range():
@@ -131,7 +148,7 @@ def test_dimers_and_trimers_cover_every_species_pair_with_seeded_distances():
 def test_cells_above_max_atoms_are_skipped_with_a_warning(caplog):
     out = _genome("dislocation", max_atoms=60, elastic_constants={"C11": 523, "C12": 203, "C44": 160})
     assert [a.info["generator"]["dislocation"] for a in out] == ["screw_111", "edge_100_100"]  # 54 atoms each
-    assert "skipping a dislocation of 82 atoms" in caplog.text
+    assert "skipping a dislocation of 72 atoms" in caplog.text and "skipping a dislocation of 82 atoms" in caplog.text
 
 
 def test_compositions_cover_the_simplex_and_respect_bounds():

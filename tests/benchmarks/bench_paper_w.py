@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _campaign import generate_and_score  # tests/benchmarks is on sys.path
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("ALLOOP_SHARED", REPO.parent / "shared")) / "data"
 
@@ -49,27 +51,6 @@ def campaign_file(root: Path) -> Path:
     return path
 
 
-def score(path: Path) -> None:
-    """The campaign's generate and score stages (what `alloop run` does before labelling and fitting)."""
-    from distributed import Client
-
-    from alloop.config import load_campaign
-    from alloop.controller.loop import Controller
-    from alloop.state import Store
-
-    campaign = load_campaign(path)
-    store = Store.open(campaign.database_path)
-    try:
-        with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:  # replayed members: numpy only
-            ctl = Controller(campaign, store, client)
-            if store.current_iteration(ctl.cid) is None:
-                store.start_iteration(ctl.cid, 0)
-                ctl.generate(0)
-                ctl.score(0)
-    finally:
-        store.close()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subsample", type=int, default=300)
@@ -88,7 +69,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     path = campaign_file(root)
     t0 = time.time()
-    score(path)
+    generate_and_score(path, threads=2)  # replayed members: numpy only
     t_score = time.time() - t0
     sweep_args = build_parser().parse_args(
         ["sweep", str(path), "--u-c", *args.u_c, "--seeds", str(args.seeds), "--test-fraction", str(args.test_fraction),
