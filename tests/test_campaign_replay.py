@@ -93,3 +93,24 @@ def test_umlip_labels_come_from_the_label_members(scored):
     i, energy, backend = row
     assert backend == "eqV2-31M-OAM|eqV2-31M-OMat"
     assert energy == pytest.approx(w["energy_per_atom_models"][names.index("2-eqV2-31")][i] * w["n_atoms"][i])
+
+
+def test_an_iteration_with_nothing_new_to_score_goes_on_to_labelling(shared_data, tmp_path):
+    npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
+    # the data set's entries are all known after the first iteration: the second has nothing to score
+    text = CAMPAIGN.format(npz=npz).replace('per_iteration: 20}', 'per_iteration: 30}').replace(
+        '    - {path: ' + str(npz) + ', indices: "1026-1030", name: dimer}\n', '')
+    (tmp_path / "campaign.yaml").write_text(text)
+    campaign, store, cid = generated_and_scored(tmp_path / "campaign.yaml")
+    from distributed import Client
+
+    from alloop.controller.loop import Controller
+
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
+        ctl = Controller(campaign, store, client)
+        store.start_iteration(cid, 1)
+        ctl.generate(1)
+        assert store.configurations(cid, 1, status="selected") == []
+        ctl.score(1)
+    assert store.current_iteration(cid) == (1, "label")
+    store.close()

@@ -45,3 +45,18 @@ def test_a_task_whose_worker_keeps_dying_is_a_result_not_a_crash():
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
             (_, res), = list(_as_completed([c.submit(os._exit, 9, pure=False)], threading.Event()))
             assert isinstance(res, KilledWorker)
+
+
+def test_a_local_cluster_whose_nanny_gave_up_gets_fresh_workers_and_the_wait_ends(monkeypatch):
+    from alloop.controller import loop
+
+    monkeypatch.setattr(loop, "_REVIVE_EVERY_S", 1.0)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
+        futures = [c.submit(time.sleep, 1, pure=False) for _ in range(3)]
+        time.sleep(1.5)
+        # what a nanny does when its worker dies again while being restarted: it closes for good
+        cluster.sync(cluster.workers[0].close)
+        t0 = time.monotonic()
+        done = list(_as_completed(futures, threading.Event()))
+        assert len(done) == 3 and time.monotonic() - t0 < 60
+        assert len(c.scheduler_info()["workers"]) == 1

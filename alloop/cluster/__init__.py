@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -92,6 +93,31 @@ def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) ->
     finally:
         client.close()
         cluster.close()
+
+
+def revive_workers(client: Any, settle_s: float = 10.0) -> bool:
+    """Give a LocalCluster its workers back when a nanny gave up on its worker (it does when a worker dies
+    again while it is being restarted, as behind a calculation that kills every worker it lands on): the
+    cluster then stays without that worker and tasks wait forever. True when workers were restarted; other
+    clusters (batch-system jobs under `adapt`) replace lost workers themselves."""
+    from distributed import LocalCluster
+    from distributed.core import Status
+
+    cluster = getattr(client, "cluster", None)
+    if not isinstance(cluster, LocalCluster):
+        return False
+    n = len(cluster.worker_spec)
+    dead = [name for name, w in cluster.workers.items() if w.status in (Status.closing, Status.closed, Status.failed)]
+    if not dead and len(cluster.workers) >= n:
+        return False
+    log.warning("Dask lost %d of its %d local worker(s) for good (%s); starting fresh ones", max(len(dead), n - len(cluster.workers)), n,
+                ", ".join(map(str, dead)) or "their nannies closed")
+    cluster.scale(0)
+    deadline = time.monotonic() + settle_s
+    while cluster.workers and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cluster.scale(n)
+    return True
 
 
 @contextmanager

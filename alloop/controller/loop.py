@@ -22,6 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.config import Campaign
+from alloop.cluster import revive_workers
 from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
@@ -298,6 +299,11 @@ class Controller:
     def _route(self, idx: int, configs: Sequence[Any]) -> None:
         from alloop.ensemble import MemberPredictions
 
+        if not configs:  # nothing new this iteration (every candidate known or rejected): straight on to labelling
+            self.store.commit_routing(self.cid, idx, [], self.c.uncertainty.variant, self.c.uncertainty.u_c,
+                                      [m.name for m in self.ensemble.u_members], self.c.labels.dft.backend)
+            log.info("iteration %d: no new configuration to route", idx)
+            return
         stored = self.store.predictions([c.id for c in configs], self.members)
         per_member = {}
         for m in self.members:
@@ -560,6 +566,10 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
     return ", ".join(parts[:6])
 
 
+# how long a wait without any finished task goes before the local cluster is checked for lost workers
+_REVIVE_EVERY_S = 10.0
+
+
 def _as_completed(futures: list[Any], stop: threading.Event, poll_s: float = 0.5):  # type: ignore[no-untyped-def]
     """Yield (future, result) as tasks finish; on a stop request, yield nothing more (the caller has
     committed everything yielded so far). Waits in short polls, so a stop is seen within `poll_s` even
@@ -569,13 +579,18 @@ def _as_completed(futures: list[Any], stop: threading.Event, poll_s: float = 0.5
     from distributed.scheduler import KilledWorker
 
     pending = list(futures)
+    quiet_since = time.monotonic()
     while pending:
         if stop.is_set():
             return
         try:
             wait(pending, timeout=poll_s, return_when="FIRST_COMPLETED")
         except TimeoutError:
+            if time.monotonic() - quiet_since > _REVIVE_EVERY_S:
+                quiet_since = time.monotonic()
+                revive_workers(pending[0].client)
             continue
+        quiet_since = time.monotonic()
         still = []
         for fut in pending:
             if not fut.done():
