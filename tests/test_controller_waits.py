@@ -60,3 +60,19 @@ def test_a_local_cluster_whose_nanny_gave_up_gets_fresh_workers_and_the_wait_end
         done = list(_as_completed(futures, threading.Event()))
         assert len(done) == 3 and time.monotonic() - t0 < 60
         assert len(c.scheduler_info()["workers"]) == 1
+
+
+@pytest.mark.parametrize("after_s", [0.3, 1.5])
+def test_a_sigterm_in_the_first_instants_of_alloop_run_is_a_stop_not_a_death(tmp_path, after_s):
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "campaign.yaml").write_text("name: w\nelements: [W]\nensemble: offline-fast\nworkdir: run\n")
+    proc = subprocess.Popen([sys.executable, "-m", "alloop", "run", str(tmp_path / "campaign.yaml")], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(after_s)  # while the command line is still being built, or the campaign file read
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped" in out

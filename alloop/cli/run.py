@@ -56,7 +56,7 @@ def setup_logging(workdir: Path, quiet: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     # A stop (SIGTERM from the batch system at walltime, Ctrl-C) must end in exit 0 whenever it lands, also
     # while the cluster starts: until the controller takes over the signals, they only note the request.
-    stop = threading.Event()
+    stop = getattr(args, "stop_event", None) or threading.Event()  # `alloop.cli.main` may have noted one already
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         return _run(args, stop)
