@@ -5,6 +5,9 @@ instead of crashing the controller."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -64,10 +67,6 @@ def test_a_local_cluster_whose_nanny_gave_up_gets_fresh_workers_and_the_wait_end
 
 @pytest.mark.parametrize("after_s", [0.3, 1.5])
 def test_a_sigterm_in_the_first_instants_of_alloop_run_is_a_stop_not_a_death(tmp_path, after_s):
-    import signal
-    import subprocess
-    import sys
-
     (tmp_path / "campaign.yaml").write_text("name: w\nelements: [W]\nensemble: offline-fast\nworkdir: run\n")
     proc = subprocess.Popen([sys.executable, "-m", "alloop", "run", str(tmp_path / "campaign.yaml")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -76,3 +75,12 @@ def test_a_sigterm_in_the_first_instants_of_alloop_run_is_a_stop_not_a_death(tmp
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "stopped" in out
+
+
+def test_alloop_run_in_process_gives_the_signal_handlers_back(tmp_path):
+    from alloop.cli import main
+
+    (tmp_path / "campaign.yaml").write_text("name: w\nelements: [W]\nensemble: no-such-ensemble\n")
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    assert main(["run", str(tmp_path / "campaign.yaml")]) == 2  # refused: unknown ensemble
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before

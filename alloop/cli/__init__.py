@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
+from contextlib import ExitStack
 
 from alloop import __version__
 
@@ -32,24 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `alloop run` takes SIGTERM/SIGINT as a stop (exit 0) from its first instant: building the parser
-    # imports every sub-command, which on a loaded node takes long enough for a walltime signal to land.
-    stop = _note_stop_signals() if argv[:1] == ["run"] else None
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if stop is not None:
-        args.stop_event = stop
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args))
+    with ExitStack() as stack:
+        # `alloop run` takes SIGTERM/SIGINT as a stop (exit 0) from its first instant: building the parser
+        # imports every sub-command, which on a loaded node takes long enough for a walltime signal to land.
+        stop = None
+        if argv[:1] == ["run"]:
+            from alloop.cli.run import stop_on_signals
 
-
-def _note_stop_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+            stop = stack.enter_context(stop_on_signals())
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if stop is not None:
+            args.stop_event = stop
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import logging.handlers
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +55,27 @@ def setup_logging(workdir: Path, quiet: bool) -> None:
     root.addHandler(sh)
 
 
-def run(args: argparse.Namespace) -> int:
-    # A stop (SIGTERM from the batch system at walltime, Ctrl-C) must end in exit 0 whenever it lands, also
-    # while the cluster starts: until the controller takes over the signals, they only note the request.
-    stop = getattr(args, "stop_event", None) or threading.Event()  # `alloop.cli.main` may have noted one already
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM/SIGINT only note a stop request (the event) while inside; the previous handlers come back after."""
+    stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _run(args, stop)
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    # A stop (SIGTERM from the batch system at walltime, Ctrl-C) must end in exit 0 whenever it lands, also
+    # while the cluster starts: until the controller takes over the signals, they only note the request.
+    # `alloop.cli.main` notes them from before it builds the command line.
+    stop = getattr(args, "stop_event", None)
+    if stop is not None:
+        return _run(args, stop)
+    with stop_on_signals() as stop:
+        return _run(args, stop)
 
 
 def _stopped_before_start(campaign: Any) -> int:

@@ -71,10 +71,9 @@ def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) ->
     # A worker holds only the tasks it runs, none queued behind them: when one calculation kills its worker
     # (out of memory, a segfault), Dask counts that death against every task the worker held, and queued
     # innocent configurations would spend their attempts (and end quarantined) for it.
-    saturation = dask.config.set({"distributed.scheduler.worker-saturation": 1.0})
-    if engine == "local":
-        os.environ.update({k: os.environ.get(k, v) for k, v in _SINGLE_THREAD_ENV.items()})
-        with saturation:
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        if engine == "local":
+            os.environ.update({k: os.environ.get(k, v) for k, v in _SINGLE_THREAD_ENV.items()})
             cluster = LocalCluster(
                 n_workers=settings.n_workers,
                 threads_per_worker=settings.threads_per_worker,
@@ -83,8 +82,7 @@ def open_client(settings: Any, log_dir: str | os.PathLike[str] | None = None) ->
                 dashboard_address=None,
                 silence_logs=logging.WARNING,
             )
-    else:
-        with saturation:
+        else:
             cluster = _jobqueue_cluster(engine, settings, None if log_dir is None else str(log_dir))
     client = Client(cluster)
     log.info("dask cluster (%s) ready: %s", engine, cluster)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,9 +74,10 @@ class WorkerDeaths(logging.Filter):
             logger.setLevel(previous)
 
 
-def death_reason(what: str, error: BaseException, deaths: WorkerDeaths | None, since: float | None = None) -> str:
-    """The failed attempt's reason: which work died, Dask's account, and how the worker ended if known."""
-    seen = deaths.since(since if since is not None else time.time() - 3600) if deaths is not None else []
+def death_reason(what: str, error: BaseException, deaths: WorkerDeaths | None, since: float) -> str:
+    """The failed attempt's reason: which work died, Dask's account, and how the worker ended if the nanny
+    said so after `since` (when the work was sent)."""
+    seen = deaths.since(since) if deaths is not None else []
     how = f"; {'; '.join(dict.fromkeys(seen))}" if seen else \
         "; the worker's own log (the cluster's worker-logs folder) says how it ended"
     return f"the worker running {what} died: {error}{how}"
