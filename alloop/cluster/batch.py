@@ -17,7 +17,6 @@ import getpass
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -27,6 +26,7 @@ from typing import Literal, Protocol
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from alloop.errors import AlloopError, ConfigError, MissingFileError
+from alloop.process import Finished, run_captured
 from alloop.resources import template_path
 
 SchedulerName = Literal["slurm", "pbs", "lsf"]
@@ -139,19 +139,17 @@ class Scheduler(Protocol):
         directive lines: queue, account, memory, extra_directives), PBS `select`, LSF `slots`."""
 
 
-def _run(cmd: list[str], stdin_path: Path | None = None,
-         ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+#: seconds a scheduler command (sbatch, squeue, qstat, ...) may take before the scheduler counts as down
+SCHEDULER_TIMEOUT_S = 120
+
+
+def _run(cmd: list[str], stdin_path: Path | None = None, ok_codes: tuple[int, ...] = (0,)) -> Finished:
     if shutil.which(cmd[0]) is None:
         raise SchedulerError(cmd, f"'{cmd[0]}' is not on PATH: run alloop on a login node of the cluster, "
                                   "or load the scheduler's module")
-    try:
-        if stdin_path is not None:
-            with open(stdin_path) as fh:
-                proc = subprocess.run(cmd, stdin=fh, capture_output=True, text=True, timeout=120)
-        else:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        raise SchedulerError(cmd, "no answer within 120 s (scheduler overloaded or down?)") from exc
+    proc = run_captured(cmd, stdin_path=stdin_path, timeout_s=SCHEDULER_TIMEOUT_S)
+    if proc.timed_out:
+        raise SchedulerError(cmd, f"no answer within {SCHEDULER_TIMEOUT_S} s (scheduler overloaded or down?)")
     if proc.returncode not in ok_codes:
         raise SchedulerError(cmd, f"exit code {proc.returncode}: {proc.stderr or proc.stdout}")
     return proc
@@ -224,9 +222,9 @@ class SlurmScheduler:
         known = {i: s for i, (s, _) in parse_squeue(proc.stdout).items()}
         missing = [i for i in ids if i not in known]
         if missing and shutil.which("sacct"):
-            acct = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(missing), "-o", "JobID,State"],
-                                  capture_output=True, text=True, timeout=120)
-            if acct.returncode == 0:  # fails where accounting is off (AccountingStorageType=none)
+            acct = run_captured(["sacct", "-n", "-X", "-P", "-j", ",".join(missing), "-o", "JobID,State"],
+                                timeout_s=SCHEDULER_TIMEOUT_S)
+            if acct.returncode == 0 and not acct.timed_out:  # fails where accounting is off (AccountingStorageType=none)
                 known.update({i: s for i, s in parse_sacct(acct.stdout).items() if i in missing})
         return {i: known.get(i, JobState.unknown) for i in ids}
 

@@ -24,7 +24,8 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
 from alloop.errors import MissingFileError, UnphysicalStructureError
-from alloop.label.base import DFTBackend, LabelFailure, LabelResult, write_json_atomic
+from alloop.atomic import write_json_atomic
+from alloop.label.base import DFTBackend, LabelFailure, LabelResult
 from alloop.label.handlers import KindHandler
 from alloop.process import run_child
 
