@@ -8,7 +8,14 @@ from alloop.ensemble.loading import load_member, unload_all
 from alloop.ensemble.members import Member
 from alloop.ensemble.predict import predict_ensemble, predict_member
 from alloop.ensemble.results import EnsemblePredictions, MemberPredictions
-from alloop.ensemble.spec import EnsembleSpec, MemberSpec, builtin_names, check_elements, resolve_ensemble
+from alloop.ensemble.spec import (
+    EnsembleSpec,
+    MemberSpec,
+    builtin_names,
+    check_elements,
+    label_members,
+    resolve_ensemble,
+)
 
 __all__ = [
     "EnsemblePredictions",
@@ -18,6 +25,7 @@ __all__ = [
     "MemberSpec",
     "builtin_names",
     "check_elements",
+    "label_members",
     "load_member",
     "predict_ensemble",
     "predict_member",
