@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from alloop.ensemble.kinds import KINDS, shipped_elements
 from alloop.errors import ConfigError, MemberError, MissingFileError
+from alloop.schema import unit
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 CHECKPOINT_DIR_ENV = "ALLOOP_CHECKPOINT_DIR"
@@ -53,8 +54,10 @@ class MemberSpec(BaseModel):
     checkpoint: str | None = Field(None, description="local weights file (kind replay: the data file of stored predictions)")
     modal: str | None = Field(None, description="fidelity of a multi-fidelity model (sevenn 7net-mf-0: PBE)")
     task: str | None = Field(None, description="task/head of a multi-task model (fairchem UMA: omat; deepmd/mace head)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    rmse: float | None = Field(None, gt=0, description="force RMSE in eV/Å on a common benchmark (Eq. 2 weight)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the model runs (auto: a GPU when "
+                                                   "torch sees one, see alloop.ensemble.placement)")
+    rmse: float | None = Field(None, gt=0, description="force RMSE on a common benchmark (Eq. 2 weight)",
+                               json_schema_extra=unit("eV/Å"))
     in_u: bool = Field(True, description="False: the member only provides labels and stays out of U")
     python: str | None = Field(None, description="interpreter of another environment: run this member there")
     batch_size: int = Field(64, ge=1, description="most structures per batched model call")
@@ -120,10 +123,13 @@ class MemberSpec(BaseModel):
 class EnsembleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    members: list[MemberSpec] = Field(min_length=1)
-    energy_member: str | None = Field(None, description="member whose energies label low-U configurations")
-    force_member: str | None = Field(None, description="member whose forces label low-U configurations")
+    name: str = Field(description="the ensemble's name, recorded with its predictions")
+    members: list[MemberSpec] = Field(min_length=1, description="the uMLIPs, in order (U is computed over those "
+                                      "with in_u)")
+    energy_member: str | None = Field(None, description="member whose energies label low-U configurations "
+                                      "(default: the one with the lowest rmse, else the first)")
+    force_member: str | None = Field(None, description="member whose forces label low-U configurations "
+                                     "(default: as energy_member)")
     checkpoint_dir: str | None = Field(None, description="folder that relative checkpoint paths are in")
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from alloop.errors import MissingFileError
 from alloop.label.vasp_diagnosis import require_vasp_libraries
 from alloop.resources import template_path
+from alloop.schema import unit
 
 if TYPE_CHECKING:
     from pymatgen.io.vasp.inputs import Incar
@@ -22,6 +23,8 @@ IncarValue = str | int | float | bool | None
 
 
 class VaspSettings(BaseModel):
+    """VASP single points with the paper's INCAR (templates/vasp/INCAR) unless overridden."""
+
     model_config = ConfigDict(extra="forbid")
 
     incar_template: Path | None = Field(None, description="INCAR to start from (default: templates/vasp/INCAR)")
@@ -34,8 +37,9 @@ class VaspSettings(BaseModel):
     command: str | None = Field(None, description="command that runs VASP in the work directory "
                                                   "(default: $ASE_VASP_COMMAND, then $VASP_COMMAND)")
     walltime_s: float | None = Field(
-        None, gt=0, description="time limit of one run: `execute` kills VASP after it, a job scheduler "
-                                "should request it; the walltime correction doubles it")
+        None, gt=0, json_schema_extra=unit("s"),
+        description="time limit of one run: `execute` kills VASP after it (default: none), a batch job asks for it "
+                    "plus a grace period; the walltime correction doubles it")
 
     @field_validator("incar")
     @classmethod
