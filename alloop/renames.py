@@ -10,7 +10,13 @@ An entry is either
 
 Paths are dotted campaign paths (`labels.dft.gpaw.timeout_s`). To rename a key, add one line below and
 read the new name in the code; nothing else has to change: the change guard (alloop.config.config_changes)
-maps the database's stored settings through the same table, so a rename never counts as a change.
+maps the database's stored settings through the same table, so a rename never counts as a change. E.g.
+
+    Renamed("selection.budget", "selection.dft_budget"),
+    Renamed("convergence.gamma_threshold", "explore.gamma_lo", if_section_absent="drop"),
+
+(a move into an optional section such as `explore`, which a campaign switches on by writing it, must not
+create it). Entries apply in order, so a key renamed twice lists the older step first.
 
     data, notes = upgrade(yaml.safe_load(text))      # notes: [Note(path, message), ...]
 """
@@ -28,6 +34,10 @@ class Renamed:
     old: str
     new: str
     why: str = ""
+    #: when the section `new` lives in is not in the file: "create" it (a section that is always there,
+    #: e.g. train), or "drop" the old key with a note (an optional section such as explore, which
+    #: creating would switch on)
+    if_section_absent: Literal["create", "drop"] = "create"
 
 
 @dataclass(frozen=True)
@@ -103,10 +113,15 @@ def upgrade(data: dict[str, Any], section: str = "", table: Iterable[Renamed | R
                 given = f"{moved_to[new]} (also an old name of it)" if new in moved_to else entry.new
                 raise UpgradeError(entry.old, f"{entry.old} is the old name of {entry.new}, and {given} gives "
                                               f"another value ({value!r} vs {current!r}): write {entry.new} once")
+            why = f" ({entry.why})" if entry.why else ""
+            section_of_new = new.rpartition(".")[0]
+            if section_of_new and entry.if_section_absent == "drop" and _get(out, section_of_new)[1] is None:
+                notes.append(Note(entry.old, f"{entry.old} is deprecated and ignored: its new key {entry.new} is "
+                                             f"in a section this campaign does not set{why}"))
+                continue
             if not there:
                 _put(out, new, value)
                 moved_to[new] = entry.old
-            why = f" ({entry.why})" if entry.why else ""
             notes.append(Note(entry.old, f"{entry.old} is deprecated: write {entry.new}{why}"))
         else:
             if not entry.path.startswith(prefix):

@@ -158,3 +158,13 @@ def test_time_limits_reach_each_batch_system_in_its_own_syntax():
     from alloop.cluster.batch import walltime_for
 
     assert [walltime_for(s, "1-02:00:30") for s in ("slurm", "pbs", "lsf")] == ["1-02:00:30", "26:00:30", "26:01"]
+
+
+def test_a_key_moved_into_an_optional_section_does_not_switch_that_section_on():
+    from alloop.renames import Renamed, upgrade
+
+    table = [Renamed("convergence.gamma_threshold", "explore.gamma_lo", if_section_absent="drop")]
+    off, notes = upgrade({"convergence": {"gamma_threshold": 2.0}}, table=table)
+    assert off == {"convergence": {}} and "is in a section this campaign does not set" in notes[0].message
+    on, _ = upgrade({"convergence": {"gamma_threshold": 2.0}, "explore": {"steps": 10}}, table=table)
+    assert on == {"convergence": {}, "explore": {"steps": 10, "gamma_lo": 2.0}}
