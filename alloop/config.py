@@ -1,12 +1,16 @@
 """The campaign file: a typed schema, loaded with every problem reported by field path and YAML line.
 
 Each capability owns the settings model of its own stage (generator, ensemble, DFT backends, fitting,
-exploration); this module composes them into one `Campaign` and resolves relative paths against the
-campaign file's folder.
+exploration, cluster); this module composes them into one `Campaign`, resolves relative paths against the
+campaign file's folder, and passes the campaign-wide keys down to the stages that read them (`min_distance`
+to generation, exploration and selection; `train.cutoff` to generation). Old spellings of keys are read
+through alloop.renames, with a note naming the new key (`load_campaign_with_notes`); `alloop validate
+--explain` prints every key (alloop.schema).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -14,13 +18,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alloop.cluster.batch import BatchSettings
+from alloop.cluster.settings import ClusterSettings, LocalCluster, cluster_settings, drop_other_engines_keys
 from alloop.errors import ConfigError
 from alloop.explore import ExploreSettings
 from alloop.generate import GeneratorSettings
-from alloop.cluster.batch import BatchSettings
 from alloop.label import GPAWSettings, ReplaySettings, VaspSettings
 from alloop.label.reference import EnergyReferenceSettings
+from alloop.renames import UpgradeError, upgrade
+from alloop.schema import unit
+from alloop.structures import OVERLAP_DISTANCE
 from alloop.train import FitSettings
+
+__all__ = ["Campaign", "ClusterSettings", "ConfigChange", "cluster_settings", "config_changes", "load_campaign",
+           "load_campaign_with_notes"]
+
+log = logging.getLogger(__name__)
 
 
 class _Strict(BaseModel):
@@ -28,15 +41,21 @@ class _Strict(BaseModel):
 
 
 class UncertaintySettings(_Strict):
-    variant: Literal[0, 1, 2] = Field(1, description="U^(0), U^(1) (the paper's U, Eq. 1) or U^(2)")
-    u_c: float = Field(1.0, gt=0, description="threshold in eV/Å: U < u_c is labelled by the uMLIP")
+    """U, the ensemble's force disagreement, and the threshold that routes a configuration to DFT."""
+
+    variant: Literal[0, 1, 2] = Field(1, description="U^(0), U^(1) (the paper's U, Eq. 1) or U^(2) (alloop.uq)")
+    u_c: float = Field(1.0, gt=0, json_schema_extra=unit("eV/Å"),
+                       description="threshold: U < u_c is labelled by the uMLIP, the rest by DFT")
 
 
 class DFTSettings(_Strict):
-    backend: Literal["gpaw", "vasp", "replay"] = "gpaw"
-    gpaw: GPAWSettings = Field(default_factory=GPAWSettings)
-    vasp: VaspSettings | None = None
-    replay: ReplaySettings | None = None
+    """The DFT labeller and how its failures are handled."""
+
+    backend: Literal["gpaw", "vasp", "replay"] = Field(
+        "gpaw", description="gpaw (runs here), vasp (needs the VASP binary and POTCARs), replay (an existing DFT data set)")
+    gpaw: GPAWSettings = Field(default_factory=GPAWSettings, description="settings of backend gpaw")
+    vasp: VaspSettings | None = Field(None, description="settings of backend vasp (required with it)")
+    replay: ReplaySettings | None = Field(None, description="settings of backend replay (required with it)")
     max_attempts: int = Field(3, ge=1, description="tries per configuration before it is quarantined")
     max_failed_fraction: float = Field(
         0.5, ge=0, le=1, description="stop the campaign when more than this share of an iteration's DFT fails"
@@ -55,10 +74,15 @@ class DFTSettings(_Strict):
 
 
 class LabelSettings(_Strict):
-    energy_member: str | None = Field(None, description="ensemble member whose energies label low-U configurations")
-    force_member: str | None = Field(None, description="ensemble member whose forces label low-U configurations")
-    dft: DFTSettings = Field(default_factory=DFTSettings)
-    energy_reference: EnergyReferenceSettings = Field(default_factory=EnergyReferenceSettings)
+    """Who labels what: the uMLIP members below U_c, DFT above it, and the energy reference between them."""
+
+    energy_member: str | None = Field(None, description="ensemble member whose energies label low-U configurations "
+                                      "(default: the ensemble file's energy_member; see ensemble.label_members)")
+    force_member: str | None = Field(None, description="ensemble member whose forces label low-U configurations "
+                                     "(default: the ensemble file's force_member)")
+    dft: DFTSettings = Field(default_factory=DFTSettings, description="the DFT labeller")
+    energy_reference: EnergyReferenceSettings = Field(
+        default_factory=EnergyReferenceSettings, description="per-element offsets between DFT and the energy member")
 
     @model_validator(mode="after")
     def _calibration_possible(self) -> LabelSettings:
@@ -74,7 +98,7 @@ class LabelSettings(_Strict):
 
 class SelectionSettings(_Strict):
     budget: int = Field(40, ge=1, description="at most this many new configurations are labelled per iteration")
-    min_distance: float = Field(0.8, gt=0, description="Å; closer atoms make a configuration unphysical")
+    min_distance: float = Field(0.8, gt=0, exclude=True, description="Å; in a campaign, set from min_distance")
 
 
 class ConvergenceSettings(_Strict):
@@ -84,53 +108,35 @@ class ConvergenceSettings(_Strict):
     n_candidates: int = Field(40, ge=1, description="size of the fresh candidate batch graded after each fit")
 
 
-class ClusterSettings(_Strict):
-    engine: Literal["local", "slurm", "pbs", "lsf", "address"] = "local"
-    address: str | None = Field(None, description="tcp://host:port of an existing Dask scheduler (engine: address)")
-    n_workers: int = Field(2, ge=1)
-    threads_per_worker: int = Field(1, ge=1)
-    memory_limit: str = "auto"
-    queue: str | None = None
-    account: str | None = None
-    walltime: str = "01:00:00"
-    cores: int = Field(1, ge=1)
-    memory: str = "4GB"
-    job_extra_directives: list[str] = Field(default_factory=list)
-    job_script_prologue: list[str] = Field(default_factory=list)
-    interface: str | None = None
-    minimum_workers: int = Field(0, ge=0)
-    maximum_workers: int = Field(4, ge=1)
-    ensemble_pool: ClusterSettings | None = Field(
-        None,
-        description="a separate worker pool for uMLIP inference (e.g. GPU nodes: queue and job_extra_directives "
-        "such as '--gres=gpu:1'); same fields as this section. Fits, γ and DFT tasks stay on the main pool",
-    )
-
-    @model_validator(mode="after")
-    def _address_given(self) -> ClusterSettings:
-        if self.engine == "address" and not self.address:
-            raise ValueError("engine 'address' needs 'address: tcp://host:port'")
-        if self.ensemble_pool is not None and self.ensemble_pool.ensemble_pool is not None:
-            raise ValueError("an ensemble_pool cannot have an ensemble_pool of its own")
-        return self
-
-
 class Campaign(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    elements: list[str] = Field(min_length=1)
-    seed: int = 0
-    workdir: Path = Path("run")
-    database: Path | None = Field(None, description="defaults to <workdir>/alloop.db")
-    max_iterations: int = Field(5, ge=1)
+    """A campaign file: what to learn, with which ensemble, labelled how, fitted how, run where."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the campaign's name in its database")
+    elements: list[str] = Field(min_length=1, description="chemical symbols of the system, e.g. [Mo, Nb, Ta, W]")
+    seed: int = Field(0, description="seeds every random choice (each iteration and purpose draws its own stream)")
+    workdir: Path = Field(Path("run"), description="folder of the campaign's work (relative: to the campaign file)")
+    database: Path | None = Field(None, description="the campaign's SQLite database (default: <workdir>/alloop.db)")
+    max_iterations: int = Field(5, ge=1, description="stop after this many iterations if not converged")
+    min_distance: float = Field(
+        0.8, ge=OVERLAP_DISTANCE, json_schema_extra=unit("Å"),
+        description="closest interatomic distance of a physical configuration: generation, exploration and "
+                    f"selection drop closer ones (DFT and fitting refuse below {OVERLAP_DISTANCE} Å in any case)")
     ensemble: str | dict[str, Any] = Field("offline", description="built-in name, YAML path, or inline ensemble")
-    uncertainty: UncertaintySettings = Field(default_factory=UncertaintySettings)
-    labels: LabelSettings = Field(default_factory=LabelSettings)
-    generate: GeneratorSettings = Field(default_factory=GeneratorSettings)
-    selection: SelectionSettings = Field(default_factory=SelectionSettings)
-    train: FitSettings = Field(default_factory=FitSettings)
+    uncertainty: UncertaintySettings = Field(default_factory=UncertaintySettings, description="U and its threshold")
+    labels: LabelSettings = Field(default_factory=LabelSettings, description="uMLIP and DFT labels")
+    generate: GeneratorSettings = Field(default_factory=GeneratorSettings, description="candidate structures")
+    selection: SelectionSettings = Field(default_factory=SelectionSettings, description="which candidates to label")
+    train: FitSettings = Field(default_factory=FitSettings, description="the ACE fit (pacemaker)")
     explore: ExploreSettings | None = Field(None, description="γ-driven MD from the current ACE; off when absent")
-    convergence: ConvergenceSettings = Field(default_factory=ConvergenceSettings)
-    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    convergence: ConvergenceSettings = Field(default_factory=ConvergenceSettings, description="when to stop")
+    cluster: ClusterSettings = Field(default_factory=LocalCluster, description="where the Dask workers run")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data: Any) -> Any:
+        # a campaign stored by an older alloop, or built in code from old keys (files go through
+        # load_campaign_with_notes, which says what it mapped)
+        return upgrade_campaign(data)[0] if isinstance(data, dict) else data
 
     @field_validator("elements")
     @classmethod
@@ -144,13 +150,60 @@ class Campaign(_Strict):
             raise ValueError("elements are listed twice")
         return v
 
+    @model_validator(mode="after")
+    def _pass_down(self) -> Campaign:
+        """Give each stage its copy of the campaign-wide keys (checked again by the stage's own rules)."""
+        try:
+            generate = GeneratorSettings.model_validate(
+                {**self.generate.model_dump(), "cutoff": self.train.cutoff, "min_distance": self.min_distance})
+        except ValidationError as exc:
+            raise ValueError("generate: " + "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        self.generate = generate
+        self.selection = self.selection.model_copy(update={"min_distance": self.min_distance})
+        if self.explore is not None:
+            self.explore = self.explore.model_copy(update={"min_distance": self.min_distance})
+        return self
+
     @property
     def database_path(self) -> Path:
         return self.database if self.database is not None else self.workdir / "alloop.db"
 
 
+def upgrade_campaign(data: dict[str, Any], *, strict: bool = True) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A campaign mapping with old spellings mapped onto today's keys (alloop.renames) and cluster keys the
+    engine never read taken out; and (dotted path, message) for each. strict=False (a stored campaign): an
+    old key that contradicts its new one is dropped instead of raising UpgradeError."""
+    try:
+        out, notes = upgrade(data)
+    except UpgradeError:
+        if strict:
+            raise
+        out, notes = upgrade(data, conflicts="keep-new")
+    found = [(n.path, n.message) for n in notes]
+    cluster = out.get("cluster")
+    if isinstance(cluster, dict):
+        cluster, dropped = drop_other_engines_keys(cluster)
+        pool = cluster.get("ensemble_pool")
+        if isinstance(pool, dict):
+            pool, more = drop_other_engines_keys(pool, "cluster.ensemble_pool")
+            cluster = {**cluster, "ensemble_pool": pool}
+            dropped += more
+        out = {**out, "cluster": cluster}
+        found += [(m.split(" ", 1)[0], m) for m in dropped]
+    return out, found
+
+
 def load_campaign(path: str | Path, *, check_ensemble: bool = True) -> Campaign:
-    """Read and validate a campaign file; raise ConfigError listing every problem with field and line."""
+    """Read and validate a campaign file; raise ConfigError listing every problem with field and line.
+    Old spellings are read with a warning in the log naming the new key."""
+    campaign, notes = load_campaign_with_notes(path, check_ensemble=check_ensemble)
+    for note in notes:
+        log.warning("%s: %s", path, note)
+    return campaign
+
+
+def load_campaign_with_notes(path: str | Path, *, check_ensemble: bool = True) -> tuple[Campaign, list[str]]:
+    """`load_campaign`, and the deprecation notes (old spellings read, ignored keys) with their lines."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -160,6 +213,11 @@ def load_campaign(path: str | Path, *, check_ensemble: bool = True) -> Campaign:
     if not isinstance(data, dict):
         raise ConfigError(["the campaign file must be a YAML mapping (key: value lines)"], str(path))
     try:
+        data, found = upgrade_campaign(data)
+    except UpgradeError as exc:
+        raise ConfigError([f"{exc.path}{_where(exc.path, lines)}: {exc}"], str(path)) from None
+    notes = [f"{p}{_where(p, lines)} {message.removeprefix(p + ' ')}" for p, message in found]
+    try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
@@ -168,7 +226,12 @@ def load_campaign(path: str | Path, *, check_ensemble: bool = True) -> Campaign:
         problems = _check_ensemble(campaign, lines)
         if problems:
             raise ConfigError(problems, str(path))
-    return campaign
+    return campaign, notes
+
+
+def _where(dotted: str, lines: dict[tuple[Any, ...], int]) -> str:
+    line = _line_for(tuple(dotted.split(".")), lines)
+    return f" (line {line})" if line else ""
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
@@ -208,7 +271,14 @@ def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | 
 
 
 def _describe(err: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in {"str", "dict[str,any]"})))
+    loc: tuple[Any, ...] = ()
+    parts = list(err["loc"])
+    for i, p in enumerate(parts):
+        # pydantic puts union branches (types, cluster engines) into the location; the YAML has none of them
+        tag = p in _UNION_TAGS and i < len(parts) - 1 and loc + (p,) not in lines
+        if isinstance(p, str) and ("[" in p or p in {"str", "dict[str,any]"} or tag):
+            continue
+        loc += (p,)
     field = ".".join(str(p) for p in loc) or "(top level)"
     line = _line_for(loc, lines)
     where = f" (line {line})" if line else ""
@@ -221,6 +291,9 @@ def _describe(err: dict[str, Any], lines: dict[tuple[Any, ...], int]) -> str:
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
     return f"{field}{where}: {msg}"
+
+
+_UNION_TAGS = {"local", "jobqueue", "address"}
 
 
 def _resolve_paths(c: Campaign, base: Path) -> Campaign:
@@ -295,7 +368,9 @@ def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
     """Every setting that differs between the campaign file of the last run and `campaign`, dotted paths."""
     import json
 
-    old, new = _flatten(json.loads(stored_json)), _flatten(json.loads(campaign.model_dump_json()))
+    # the stored settings may spell keys as an older alloop did: a rename is no change
+    stored = upgrade_campaign(json.loads(stored_json), strict=False)[0]
+    old, new = _flatten(stored), _flatten(json.loads(campaign.model_dump_json()))
     # a setting a newer alloop added, at its default, is no change of the user's
     defaults = _flatten(json.loads(Campaign(name=campaign.name, elements=campaign.elements).model_dump_json()))
     out = []

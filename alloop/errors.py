@@ -56,3 +56,12 @@ class CampaignChangedError(AlloopError):
 
 class MemberEnvironmentError(AlloopError):
     """A member environment (`alloop env create`) could not be built or cannot load its family."""
+
+
+class DirectoryBusyError(AlloopError):
+    """Another thread or process holds the lock of a work directory (`alloop.locks.exclusive_dir`)."""
+
+    def __init__(self, path: object, holder_pid: str) -> None:
+        self.path = path
+        self.holder_pid = holder_pid
+        super().__init__(f"{path} is in use by another process (pid {holder_pid}, or a thread of it)")

@@ -2,7 +2,8 @@
 
 The member order, RMSEs and checkpoint names are those of the paper's notebook (Kai-Liu-MSE/UQ-uMLIP,
 `Pure W`), as re-packed in ../shared/data/uq_umlip_W/W_uq_umlip.npz. The RMSEs are each model's OMat24
-test-set force RMSE in eV/Å, the only input of the Eq. (2) weights.
+test-set force RMSE in eV/Å, the only input of the Eq. (2) weights; they are written once, in the
+built-in ensemble alloop/ensemble/builtin/paper-11.yaml, and read from there.
 """
 
 from __future__ import annotations
@@ -40,21 +41,20 @@ W_NPZ_CHECKPOINTS: MappingProxyType[int, str] = MappingProxyType(
 
 # The paper's 11-member ensemble (its U), most accurate first, as W npz model indices.
 PAPER11_W_INDICES: tuple[int, ...] = (13, 10, 11, 19, 18, 7, 9, 15, 14, 17, 16)
-# OMat24 force RMSE (eV/Å) of each member, in PAPER11_W_INDICES order.
-PAPER11_RMSE: tuple[float, ...] = (
-    0.23719,
-    0.243286,
-    0.24351,
-    0.253712,
-    0.2643,
-    0.27751,
-    0.350226,
-    0.48766,
-    0.49757,
-    0.50635,
-    0.5111,
-)
 PAPER11_CHECKPOINTS: tuple[str, ...] = tuple(W_NPZ_CHECKPOINTS[i] for i in PAPER11_W_INDICES)
+
+
+def _paper11_rmse() -> tuple[float, ...]:
+    """OMat24 force RMSE (eV/Å) of each member, in PAPER11_W_INDICES order, as the built-in ensemble
+    paper-11 gives them: its YAML is the one table of the paper's RMSEs (paper-11-w-replay takes them from
+    it with `rmse_from`)."""
+    from alloop.ensemble.spec import resolve_ensemble
+
+    rmse = {m.name: m.rmse for m in resolve_ensemble("paper-11", check_files=False).u_members}
+    return tuple(float(rmse[name]) for name in PAPER11_CHECKPOINTS)  # type: ignore[arg-type]
+
+
+PAPER11_RMSE: tuple[float, ...] = _paper11_rmse()
 
 # Surrogate labels for configurations with U < U_c: forces from eqV2-31M-OMat, energies from
 # eqV2-31M-OAM (the OMat model's energies are on another reference).

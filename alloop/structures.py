@@ -28,7 +28,12 @@ def config_hash(atoms: Atoms) -> str:
     return h.hexdigest()[:32]
 
 
-def validate_atoms(atoms: Atoms, min_distance: float = 0.5) -> None:
+#: Å: atoms this close overlap whatever a campaign says; the guard of DFT prepare and the fit (a campaign's
+#: `min_distance`, which generation, exploration and selection apply, cannot go below it)
+OVERLAP_DISTANCE = 0.5
+
+
+def validate_atoms(atoms: Atoms, min_distance: float = OVERLAP_DISTANCE) -> None:
     """Raise UnphysicalStructureError for NaN/inf coordinates, a singular periodic cell, mixed
     periodicity or atoms closer than `min_distance` Å (mic-aware)."""
     pos = np.asarray(atoms.positions, dtype=float)

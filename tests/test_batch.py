@@ -113,7 +113,7 @@ def test_gpaw_job_on_slurm_equals_the_in_process_label(slurm: SlurmCluster, tmp_
     scheduler = SlurmScheduler()
     wd = tmp_path / "job"
     script = prepare_job(W_TINY, w_bcc(), wd, batch)
-    assert "--time=01:05:00" in script.read_text()  # GPAW's own timeout_s (1 h) + grace beats 10 min
+    assert "--time=01:05:00" in script.read_text()  # GPAW's own walltime_s (1 h) + grace beats 10 min
 
     job_id = scheduler.submit(script, wd, job_name(wd, 0))
     assert wait_until_done(scheduler, job_id) == JobState.finished
@@ -208,9 +208,9 @@ def test_sbatch_errors_carry_the_schedulers_message(slurm: SlurmCluster, tmp_pat
 
 def test_dask_jobqueue_runs_tasks_on_slurm_workers(slurm: SlurmCluster) -> None:
     from alloop.cluster import open_client
-    from alloop.config import ClusterSettings
+    from alloop.config import cluster_settings
 
-    settings = ClusterSettings(engine="slurm", cores=1, memory="1GB", walltime="00:10:00", interface="lo",
+    settings = cluster_settings(engine="slurm", cores=1, memory="1GB", walltime="00:10:00", interface="lo",
                                queue=slurm.partition, minimum_workers=1, maximum_workers=1)
     with open_client(settings) as client:
         assert client.submit(lambda x: x + 1, 41).result(timeout=60) == 42
@@ -228,9 +228,9 @@ def _sleep_then_report_job(seconds: float) -> str:
 def test_a_task_whose_worker_job_is_cancelled_reruns_on_a_new_worker(slurm: SlurmCluster) -> None:
     """adapt() replaces a worker whose job died mid-task, and Dask reruns the task there (~40 s here)."""
     from alloop.cluster import open_client
-    from alloop.config import ClusterSettings
+    from alloop.config import cluster_settings
 
-    settings = ClusterSettings(engine="slurm", cores=1, memory="1GB", walltime="00:10:00", interface="lo",
+    settings = cluster_settings(engine="slurm", cores=1, memory="1GB", walltime="00:10:00", interface="lo",
                                queue=slurm.partition, minimum_workers=1, maximum_workers=1)
     with open_client(settings) as client:
         future = client.submit(_sleep_then_report_job, 5, pure=False)
@@ -286,16 +286,16 @@ def test_job_names_are_stable_and_distinct(tmp_path: Path) -> None:
 
 def test_a_job_killed_at_its_time_limit_gets_more_time(tmp_path: Path) -> None:
     """SLURM's walltime message in job.out turns an unfinished GPAW run into a walltime failure; the
-    correction doubles GPAW's timeout_s and the next job asks for correspondingly more time."""
+    correction doubles GPAW's walltime_s and the next job asks for correspondingly more time."""
     batch = BatchSettings(walltime="00:30:00")
-    gpaw = W_TINY.model_copy(update={"timeout_s": 1800.0})
+    gpaw = W_TINY.model_copy(update={"walltime_s": 1800.0})
     wd = tmp_path / "job"
     assert "--time=00:35:00" in prepare_job(gpaw, w_bcc(), wd, batch).read_text()
     (wd / JOB_OUTPUT).write_text("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 "
                                  "DUE TO TIME LIMIT ***\n")
     assert collect_job(gpaw, wd) is None
     (correction,) = json.loads((wd / "corrections.json").read_text())
-    assert correction["handler"] == "gpaw-walltime" and correction["changes"] == {"timeout_s": [1800.0, 3600.0]}
+    assert correction["handler"] == "gpaw-walltime" and correction["changes"] == {"walltime_s": [1800.0, 3600.0]}
     assert "--time=01:05:00" in prepare_job(gpaw, w_bcc(), wd, batch, attempt=1).read_text()
 
 
@@ -419,7 +419,7 @@ def test_lsf_commands_and_parsing(tmp_path: Path, monkeypatch) -> None:
 def test_lsf_job_script(tmp_path: Path) -> None:
     batch = BatchSettings(scheduler="lsf", queue="normal", account="proj", ntasks=8, walltime="00:30:30",
                           memory="4000")
-    text = prepare_job(W_TINY.model_copy(update={"timeout_s": 60.0}), w_bcc(), tmp_path, batch).read_text()
+    text = prepare_job(W_TINY.model_copy(update={"walltime_s": 60.0}), w_bcc(), tmp_path, batch).read_text()
     for line in ("#BSUB -J " + job_name(tmp_path, 0), "#BSUB -n 8", "#BSUB -W 0:31", '#BSUB -R "span[hosts=1]"',
                  "#BSUB -q normal", "#BSUB -P proj", "#BSUB -M 4000"):
         assert line in text

@@ -29,7 +29,8 @@ generate:
   sources:
     - {{path: {npz}, indices: "0-9", per_iteration: 5}}
     - {{path: {npz}, indices: "1026-1028"}}
-selection: {{budget: 100, min_distance: 1.0}}
+min_distance: 1.0
+selection: {{budget: 100}}
 train: {{n_functions: 4, maxiter: 2, test_fraction: 0.0}}
 convergence: {{target_share: {target_share}, n_candidates: 1}}
 cluster: {{n_workers: 1}}

@@ -27,7 +27,8 @@ generate:
   sources:
     - {{path: {npz}, indices: "0-29", name: general, per_iteration: 20}}
     - {{path: {npz}, indices: "1026-1030", name: dimer}}
-selection: {{budget: 100, min_distance: 1.0}}
+min_distance: 1.0
+selection: {{budget: 100}}
 cluster: {{n_workers: 1}}
 """
 

@@ -39,7 +39,7 @@ labels:
   force_member: 7net-0
   dft:
     backend: gpaw
-    gpaw: {ecut: 200, kpts: [2, 1, 1], maxiter: 120, energy_tol: 1.0e-4, timeout_s: 600}
+    gpaw: {ecut: 200, kpts: [2, 1, 1], maxiter: 120, energy_tol: 1.0e-4, walltime_s: 600}
     max_attempts: 6          # cancelled jobs are retried; the chaos below cancels some on purpose
     batch: {scheduler: slurm, partition: dft, walltime: "00:20:00", poll_interval_s: 1}
 generate:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from alloop.cluster import open_pools
-from alloop.config import ClusterSettings
+from alloop.config import cluster_settings
 from tests.slurm_cluster import SlurmCluster, local_slurm
 
 
@@ -19,13 +19,13 @@ def _scheduler_of(client) -> str:
 
 
 def test_without_an_ensemble_pool_both_roles_share_one_client() -> None:
-    with open_pools(ClusterSettings(n_workers=1)) as (main, ensemble):
+    with open_pools(cluster_settings(n_workers=1)) as (main, ensemble):
         assert main is ensemble
         assert main.submit(os.getpid).result() != os.getpid()  # work runs in worker processes
 
 
 def test_an_ensemble_pool_is_a_separate_set_of_workers() -> None:
-    settings = ClusterSettings(n_workers=1, ensemble_pool={"engine": "local", "n_workers": 1})
+    settings = cluster_settings(n_workers=1, ensemble_pool={"engine": "local", "n_workers": 1})
     with open_pools(settings) as (main, ensemble):
         assert _scheduler_of(main) != _scheduler_of(ensemble)
         assert main.submit(os.getpid).result() != ensemble.submit(os.getpid).result()
@@ -39,8 +39,8 @@ def slurm() -> Iterator[SlurmCluster]:
 
 def test_on_slurm_each_pool_is_its_own_batch_job(slurm: SlurmCluster, tmp_path) -> None:
     pool = {"engine": "slurm", "cores": 1, "memory": "1GB", "walltime": "00:05:00", "interface": "lo",
-            "minimum_workers": 1, "maximum_workers": 1, "job_extra_directives": ["--comment=gpu-pool"]}
-    settings = ClusterSettings(engine="slurm", cores=1, memory="1GB", walltime="00:05:00", interface="lo",
+            "minimum_workers": 1, "maximum_workers": 1, "extra_directives": ["--comment=gpu-pool"]}
+    settings = cluster_settings(engine="slurm", cores=1, memory="1GB", walltime="00:05:00", interface="lo",
                                minimum_workers=1, maximum_workers=1, ensemble_pool=pool)
     with open_pools(settings, tmp_path) as (main, ensemble):
         job_id = lambda: os.environ.get("SLURM_JOB_ID")  # noqa: E731 (a lambda travels by value)

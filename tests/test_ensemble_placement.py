@@ -7,7 +7,7 @@ from __future__ import annotations
 from ase.build import bulk
 
 from alloop.ensemble import MemberSpec
-from alloop.ensemble.members import loaded_members
+from alloop.ensemble.loading import loaded_members
 from alloop.ensemble.placement import GPU_FIRST_BATCH_ATOMS, gpu_batch_atoms, size_batches, tune_cpu_allocator
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from alloop.cli import main
 from alloop.ensemble import environments as envs
+from alloop.ensemble import provisioning
 from alloop.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ LIVE = ("mace", "orb", "fairchem")
 
 def test_plan_pins_torch_before_anything_else_and_installs_alloop_without_its_dependencies(tmp_path, monkeypatch):
     monkeypatch.setenv(envs.ENV_DIR_ENV, str(tmp_path))
-    p = envs.plan("mace")
+    p = provisioning.plan("mace")
     assert p.prefix == tmp_path / "mace" and p.python == tmp_path / "mace" / "bin" / "python"
     venv, pip_up, torch, family, alloop = p.commands()
     assert venv[1:] == ["-m", "venv", str(p.prefix)]
@@ -35,14 +36,14 @@ def test_plan_pins_torch_before_anything_else_and_installs_alloop_without_its_de
 
 
 def test_a_cuda_torch_comes_from_the_index_the_user_names(tmp_path):
-    p = envs.plan("orb", tmp_path / "orb-gpu", torch="torch==2.13.0+cu128",
+    p = provisioning.plan("orb", tmp_path / "orb-gpu", torch="torch==2.13.0+cu128",
                   torch_index="https://download.pytorch.org/whl/cu128")
     torch = p.commands()[2]
     assert torch[-3:] == ["--extra-index-url", "https://download.pytorch.org/whl/cu128", "torch==2.13.0+cu128"]
 
 
 def test_grace_gets_the_cpu_tensorflow_and_no_torch(tmp_path):
-    p = envs.plan("grace", tmp_path / "grace")
+    p = provisioning.plan("grace", tmp_path / "grace")
     steps = [" ".join(cmd) for cmd in p.commands()]
     assert not any(step.endswith(" torch==2.13.0") for step in steps)  # still pinned as a constraint
     assert "tensorflow-cpu==2.20.0" in steps[2]
@@ -51,9 +52,9 @@ def test_grace_gets_the_cpu_tensorflow_and_no_torch(tmp_path):
 
 def test_unknown_family_and_bad_torch_are_config_errors():
     with pytest.raises(ConfigError, match="unknown family 'schnet' .known: mace, orb, fairchem"):
-        envs.plan("schnet")
+        provisioning.plan("schnet")
     with pytest.raises(ConfigError, match="--torch must be a torch requirement"):
-        envs.plan("mace", torch="2.13.0")
+        provisioning.plan("mace", torch="2.13.0")
 
 
 @pytest.mark.slow

@@ -37,6 +37,6 @@ def test_the_cluster_campaign_is_the_whole_genome_with_vasp_on_slurm():
     assert c.labels.dft.backend == "vasp" and c.labels.dft.batch is not None
     assert c.labels.dft.batch.scheduler == "slurm"
     assert c.cluster.engine == "slurm" and c.cluster.ensemble_pool is not None
-    assert "--gres=gpu:1" in c.cluster.ensemble_pool.job_extra_directives
+    assert "--gres=gpu:1" in c.cluster.ensemble_pool.extra_directives
     assert c.train.basis == "paper-MoNbTaW"
     assert 4 * c.train.n_functions == 3656  # the paper's count; tests/test_basis.py measures what pyace builds

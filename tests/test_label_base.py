@@ -12,9 +12,10 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from pydantic import BaseModel, ConfigDict
 
+from alloop.atomic import write_json_atomic
 from alloop.errors import LabelError
 from alloop.label import DFTBackend, LabelFailure, LabelResult, load_result, run_with_handlers
-from alloop.label.base import load_atoms, write_json_atomic
+from alloop.label.base import load_atoms
 from alloop.label.handlers import KindHandler
 
 

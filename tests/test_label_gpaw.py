@@ -94,7 +94,7 @@ def test_budget_exhausted_is_final(tmp_path) -> None:
 
 
 def test_timeout_kills_the_gpaw_process(tmp_path) -> None:
-    backend = GPAWBackend(GPAWSettings(kpts=(4, 4, 4), timeout_s=1.0))
+    backend = GPAWBackend(GPAWSettings(kpts=(4, 4, 4), walltime_s=1.0))
     with pytest.raises(LabelError) as info:
         backend.compute(rattled_w(), tmp_path)
     assert info.value.kind == "walltime" and info.value.retryable

@@ -11,7 +11,8 @@ from alloop.errors import AlloopError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from alloop.ensemble.environments import DEFAULT_TORCH, ENV_DIR_ENV, FAMILIES
+    from alloop.ensemble.environments import ENV_DIR_ENV, FAMILIES
+    from alloop.ensemble.provisioning import DEFAULT_TORCH
 
     families = ", ".join(f"{k} ({' '.join(f.requirements)})" for k, f in FAMILIES.items())
     p = sub.add_parser(
@@ -77,14 +78,14 @@ def _constraint_lines(files: list[str]) -> list[str]:
 def run_create(args: argparse.Namespace) -> int:
     import time
 
-    from alloop.ensemble import environments as envs
+    from alloop.ensemble import provisioning
 
     try:
-        p = envs.plan(args.family, args.prefix, torch=args.torch, torch_index=args.torch_index,
+        p = provisioning.plan(args.family, args.prefix, torch=args.torch, torch_index=args.torch_index,
                       constraints=_constraint_lines(args.constraint), base_python=args.base_python)
         if args.dry_run:
             _say(f"resolving the {p.family} environment (pip --dry-run, nothing installed) ...")
-            packages = envs.resolve(p)
+            packages = provisioning.resolve(p)
             for d in packages:
                 print(f"{d['name']}=={d['version']}")
             cuda = [d["name"] for d in packages if d["name"].lower().startswith("nvidia-")]
@@ -93,7 +94,7 @@ def run_create(args: argparse.Namespace) -> int:
             return 0
         start = time.monotonic()
         _say(f"creating the {p.family} environment in {p.prefix} ({p.torch}, {' '.join(p.requirements)})")
-        status = envs.create(p, log=lambda m: _say(f"  {m}"))
+        status = provisioning.create(p, log=lambda m: _say(f"  {m}"))
     except AlloopError as exc:
         _say(f"error: {exc}")
         return 2

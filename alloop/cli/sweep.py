@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     from alloop.config import load_campaign
-    from alloop.ensemble import resolve_ensemble
+    from alloop.ensemble import label_members, resolve_ensemble
     from alloop.state import Store
     from alloop.train import fit_ace, predict, training_frame
     from alloop.train.fit import fit_fingerprint
@@ -85,12 +85,11 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     if not campaign.database_path.is_file():
         raise StateError(f"no campaign database at {campaign.database_path}: run `alloop run {args.campaign}` first")
     ens = resolve_ensemble(campaign.ensemble, check_files=False)
-    energy_member = campaign.labels.energy_member or ens.energy_member
-    force_member = campaign.labels.force_member or ens.force_member
+    energy_member, force_member = label_members(ens, campaign.labels.energy_member, campaign.labels.force_member)
     store = Store.open_existing(campaign.database_path)
     try:
         cid = int(store.campaign(campaign.name)["id"])
-        data = _sweep_data(campaign, store, cid, str(energy_member), str(force_member), args.subsample)
+        data = _sweep_data(campaign, store, cid, energy_member, force_member, args.subsample)
         test = held_out_split(len(data.structures), args.test_fraction, campaign.seed)
         _say(f"sweep over {len(data.structures)} configurations ({int(data.n_atoms.sum())} atoms; {int(test.sum())} held out), "
              f"U_c = {', '.join(format_uc(u) for u in args.u_c)}, {args.seeds} fit(s) each; energies on the scale of "

@@ -1,5 +1,5 @@
-"""Dask clusters from the campaign's `cluster:` section: LocalCluster by default, dask-jobqueue
-SLURM/PBS/LSF on clusters, or an existing scheduler by address."""
+"""Dask clusters from the campaign's `cluster:` section (alloop.cluster.settings): LocalCluster by default,
+dask-jobqueue SLURM/PBS/LSF on clusters, or an existing scheduler by address."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from alloop.cluster.batch import walltime_for
 from alloop.errors import AlloopError
 
 log = logging.getLogger("alloop.cluster")
@@ -34,9 +35,9 @@ def _jobqueue_cluster(engine: str, s: Any, log_dir: str | None) -> Any:
         "cores": s.cores,
         "processes": 1,
         "memory": s.memory,
-        "walltime": s.walltime,
-        "job_extra_directives": list(s.job_extra_directives),
-        "job_script_prologue": [f"export {k}={v}" for k, v in _SINGLE_THREAD_ENV.items()] + list(s.job_script_prologue),
+        "walltime": walltime_for(engine, s.walltime),
+        "job_extra_directives": list(s.extra_directives),
+        "job_script_prologue": [f"export {k}={v}" for k, v in _SINGLE_THREAD_ENV.items()] + list(s.prologue),
         # no dashboard: on a shared login node port 8787 is usually taken by someone else's scheduler
         "scheduler_options": {"dashboard_address": None},
     }

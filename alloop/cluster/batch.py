@@ -17,17 +17,18 @@ import getpass
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from alloop.errors import AlloopError, ConfigError, MissingFileError
+from alloop.process import Finished, run_captured
 from alloop.resources import template_path
+from alloop.schema import unit
 
 SchedulerName = Literal["slurm", "pbs", "lsf"]
 #: what SLURM, PBS and LSF write into a job's output when they kill it at its time limit
@@ -43,38 +44,42 @@ class SchedulerError(AlloopError):
         super().__init__(f"`{shlex.join(command)}` failed: {message.strip() or '(no output)'}")
 
 
+def _check_walltime(value: str) -> str:
+    if not _WALLTIME.match(value.strip()):
+        raise ValueError(f"walltime '{value}' is not [D-]HH:MM:SS (e.g. 01:30:00 or 2-00:00:00)")
+    return value.strip()
+
+
+#: a time limit as batch systems write it: [D-]HH:MM:SS
+Walltime = Annotated[str, AfterValidator(_check_walltime)]
+
+
 class BatchSettings(BaseModel):
     """How each DFT calculation is submitted as its own batch job."""
 
     model_config = ConfigDict(extra="forbid")
 
-    scheduler: SchedulerName = "slurm"
+    scheduler: SchedulerName = Field("slurm", description="the batch system: slurm (sbatch), pbs (qsub) or lsf (bsub)")
     template: Path | None = Field(None, description="job-script template (default: templates/jobs/<scheduler>.sh)")
-    queue: str | None = Field(None, validation_alias=AliasChoices("queue", "partition"),
-                              description="partition (SLURM; `partition:` is accepted too) or queue (PBS, LSF)")
-    account: str | None = None
-    nodes: int = Field(1, ge=1)
-    ntasks: int = Field(1, ge=1, description="MPI ranks")
-    cpus_per_task: int = Field(1, ge=1)
-    walltime: str = Field("01:00:00", description="[D-]HH:MM:SS; raised to the backend's own time limit plus a "
-                                                  "grace period when that is longer (see alloop.label.batch)")
-    memory: str | None = Field(None, description="per job, in the scheduler's syntax, e.g. 8G / 8gb / 8000")
-    modules: list[str] = Field(default_factory=list, description="rendered as `module load <name>`")
+    queue: str | None = Field(None, description="SLURM partition, PBS or LSF queue (default: the system's)")
+    account: str | None = Field(None, description="account / project charged for the jobs")
+    nodes: int = Field(1, ge=1, description="nodes per job")
+    ntasks: int = Field(1, ge=1, description="MPI ranks per job")
+    cpus_per_task: int = Field(1, ge=1, description="cores per MPI rank")
+    walltime: Walltime = Field("01:00:00", description="time limit of one job, [D-]HH:MM:SS; raised to the "
+                               "backend's own walltime_s plus a grace period when that is longer (alloop.label.batch)")
+    memory: str | None = Field(None, description="memory per job, in the scheduler's syntax, e.g. 8G / 8gb / 8000 "
+                                                 "(default: the system's)")
+    modules: list[str] = Field(default_factory=list, description="environment modules, rendered as `module load <name>`")
     prologue: list[str] = Field(default_factory=list, description="shell lines run before the calculation")
     extra_directives: list[str] = Field(
         default_factory=list,
-        description="scheduler options, e.g. '--exclusive' (the #SBATCH/#PBS/#BSUB prefix is added)")
+        description="more scheduler options, e.g. '--exclusive' (the #SBATCH/#PBS/#BSUB prefix is added)")
     mpi_launcher: str = Field("", description="put in front of the VASP command, e.g. 'srun' or 'mpirun -n {ntasks}' "
                                               "({ntasks}, {nodes}, {cpus_per_task} are filled in)")
-    poll_interval_s: float = Field(10.0, gt=0)
+    poll_interval_s: float = Field(10.0, gt=0, description="how often the controller asks the scheduler about its jobs",
+                                   json_schema_extra=unit("s"))
     python: str | None = Field(None, description="interpreter that runs the job (default: the one running alloop)")
-
-    @field_validator("walltime")
-    @classmethod
-    def _walltime_format(cls, v: str) -> str:
-        if not _WALLTIME.match(v.strip()):
-            raise ValueError(f"walltime '{v}' is not [D-]HH:MM:SS")
-        return v.strip()
 
     def template_file(self) -> Path:
         path = self.template or template_path(f"jobs/{self.scheduler}.sh")
@@ -96,6 +101,17 @@ def walltime_seconds(walltime: str) -> int:
         raise ValueError(f"walltime '{walltime}' is not [D-]HH:MM:SS")
     days, h, mi, s = (int(g or 0) for g in m.groups())
     return ((days * 24 + h) * 60 + mi) * 60 + s
+
+
+def walltime_for(scheduler: str, walltime: str) -> str:
+    """`walltime` ([D-]HH:MM:SS) as `scheduler`'s time-limit option reads it: SLURM takes it as it is, PBS
+    wants HH:MM:SS (hours may pass 24), LSF's -W [hours:]minutes."""
+    if scheduler == "lsf":
+        minutes = -(-walltime_seconds(walltime) // 60)
+        return f"{minutes // 60}:{minutes % 60:02d}"
+    if scheduler == "pbs":
+        return format_walltime(walltime_seconds(walltime))
+    return walltime
 
 
 def format_walltime(seconds: float) -> str:
@@ -139,19 +155,17 @@ class Scheduler(Protocol):
         directive lines: queue, account, memory, extra_directives), PBS `select`, LSF `slots`."""
 
 
-def _run(cmd: list[str], stdin_path: Path | None = None,
-         ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+#: seconds a scheduler command (sbatch, squeue, qstat, ...) may take before the scheduler counts as down
+SCHEDULER_TIMEOUT_S = 120
+
+
+def _run(cmd: list[str], stdin_path: Path | None = None, ok_codes: tuple[int, ...] = (0,)) -> Finished:
     if shutil.which(cmd[0]) is None:
         raise SchedulerError(cmd, f"'{cmd[0]}' is not on PATH: run alloop on a login node of the cluster, "
                                   "or load the scheduler's module")
-    try:
-        if stdin_path is not None:
-            with open(stdin_path) as fh:
-                proc = subprocess.run(cmd, stdin=fh, capture_output=True, text=True, timeout=120)
-        else:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired as exc:
-        raise SchedulerError(cmd, "no answer within 120 s (scheduler overloaded or down?)") from exc
+    proc = run_captured(cmd, stdin_path=stdin_path, timeout_s=SCHEDULER_TIMEOUT_S)
+    if proc.timed_out:
+        raise SchedulerError(cmd, f"no answer within {SCHEDULER_TIMEOUT_S} s (scheduler overloaded or down?)")
     if proc.returncode not in ok_codes:
         raise SchedulerError(cmd, f"exit code {proc.returncode}: {proc.stderr or proc.stdout}")
     return proc
@@ -224,9 +238,9 @@ class SlurmScheduler:
         known = {i: s for i, (s, _) in parse_squeue(proc.stdout).items()}
         missing = [i for i in ids if i not in known]
         if missing and shutil.which("sacct"):
-            acct = subprocess.run(["sacct", "-n", "-X", "-P", "-j", ",".join(missing), "-o", "JobID,State"],
-                                  capture_output=True, text=True, timeout=120)
-            if acct.returncode == 0:  # fails where accounting is off (AccountingStorageType=none)
+            acct = run_captured(["sacct", "-n", "-X", "-P", "-j", ",".join(missing), "-o", "JobID,State"],
+                                timeout_s=SCHEDULER_TIMEOUT_S)
+            if acct.returncode == 0 and not acct.timed_out:  # fails where accounting is off (AccountingStorageType=none)
                 known.update({i: s for i, s in parse_sacct(acct.stdout).items() if i in missing})
         return {i: known.get(i, JobState.unknown) for i in ids}
 
@@ -316,7 +330,7 @@ class PBSScheduler:
             lines.append(f"{d} -q {batch.queue}")
         if batch.account:
             lines.append(f"{d} -A {batch.account}")
-        return {"walltime": walltime, "select": _pbs_select(batch),
+        return {"walltime": walltime_for("pbs", walltime), "select": _pbs_select(batch),
                 "options": "\n".join(lines + _extra(d, batch.extra_directives))}
 
 
@@ -337,12 +351,6 @@ def parse_bjobs(text: str) -> dict[str, tuple[JobState, str]]:
         if len(parts) >= 2 and parts[0].isdigit():
             out[parts[0]] = (_LSF_STATES.get(parts[1].upper(), JobState.unknown), parts[2] if len(parts) == 3 else "")
     return out
-
-
-def _lsf_walltime(walltime: str) -> str:
-    """LSF's -W takes [hours:]minutes: round the seconds up."""
-    minutes = -(-walltime_seconds(walltime) // 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 class LSFScheduler:
@@ -385,7 +393,7 @@ class LSFScheduler:
             lines.append(f"{d} -P {batch.account}")
         if batch.memory:
             lines.append(f"{d} -M {batch.memory}")
-        return {"walltime": _lsf_walltime(walltime), "slots": str(batch.ntasks * batch.cpus_per_task),
+        return {"walltime": walltime_for("lsf", walltime), "slots": str(batch.ntasks * batch.cpus_per_task),
                 "options": "\n".join(lines + _extra(d, batch.extra_directives))}
 
 

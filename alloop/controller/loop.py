@@ -66,7 +66,7 @@ class Controller:
         `accept_changes`: record campaign-file changes that contradict the database instead of refusing them;
         `retry`: resume a failed iteration at the stage it failed in; `stop`: an event that requests a stop
         (set by a signal that arrived before the controller ran)."""
-        from alloop.ensemble import resolve_ensemble
+        from alloop.ensemble import label_members, resolve_ensemble
 
         self.c = campaign
         self.store = store
@@ -74,8 +74,8 @@ class Controller:
         self.ensemble_client = client if ensemble_client is None else ensemble_client
         self.ensemble = resolve_ensemble(campaign.ensemble)
         self.members = [m.name for m in self.ensemble.members]
-        self.energy_member = campaign.labels.energy_member or self.ensemble.energy_member or self.members[0]
-        self.force_member = campaign.labels.force_member or self.ensemble.force_member or self.members[0]
+        self.energy_member, self.force_member = label_members(self.ensemble, campaign.labels.energy_member,
+                                                              campaign.labels.force_member)
         self.workdir = Path(campaign.workdir)
         self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
         self._stop = stop if stop is not None else threading.Event()

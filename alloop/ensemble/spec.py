@@ -14,7 +14,8 @@ YAML layout::
       - {name: mace, kind: mace, checkpoint: mace-omat.model, python: /envs/mace/bin/python}
 
 or `base: paper-11` with `checkpoint_dir:` and/or `checkpoints: {member: path}` to fill in a
-built-in ensemble's checkpoint files.
+built-in ensemble's checkpoint files. `rmse_from: paper-11` (any ensemble name or file) gives each member
+without an `rmse` the one of the member of the same name there, so a table of RMSEs is written once.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from alloop.ensemble.kinds import KINDS, shipped_elements
 from alloop.errors import ConfigError, MemberError, MissingFileError
+from alloop.schema import unit
 
 BUILTIN_DIR = Path(__file__).with_name("builtin")
 CHECKPOINT_DIR_ENV = "ALLOOP_CHECKPOINT_DIR"
@@ -52,8 +54,10 @@ class MemberSpec(BaseModel):
     checkpoint: str | None = Field(None, description="local weights file (kind replay: the data file of stored predictions)")
     modal: str | None = Field(None, description="fidelity of a multi-fidelity model (sevenn 7net-mf-0: PBE)")
     task: str | None = Field(None, description="task/head of a multi-task model (fairchem UMA: omat; deepmd/mace head)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    rmse: float | None = Field(None, gt=0, description="force RMSE in eV/Å on a common benchmark (Eq. 2 weight)")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the model runs (auto: a GPU when "
+                                                   "torch sees one, see alloop.ensemble.placement)")
+    rmse: float | None = Field(None, gt=0, description="force RMSE on a common benchmark (Eq. 2 weight)",
+                               json_schema_extra=unit("eV/Å"))
     in_u: bool = Field(True, description="False: the member only provides labels and stays out of U")
     python: str | None = Field(None, description="interpreter of another environment: run this member there")
     batch_size: int = Field(64, ge=1, description="most structures per batched model call")
@@ -119,10 +123,13 @@ class MemberSpec(BaseModel):
 class EnsembleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    members: list[MemberSpec] = Field(min_length=1)
-    energy_member: str | None = Field(None, description="member whose energies label low-U configurations")
-    force_member: str | None = Field(None, description="member whose forces label low-U configurations")
+    name: str = Field(description="the ensemble's name, recorded with its predictions")
+    members: list[MemberSpec] = Field(min_length=1, description="the uMLIPs, in order (U is computed over those "
+                                      "with in_u)")
+    energy_member: str | None = Field(None, description="member whose energies label low-U configurations "
+                                      "(default: the one with the lowest rmse, else the first)")
+    force_member: str | None = Field(None, description="member whose forces label low-U configurations "
+                                     "(default: as energy_member)")
     checkpoint_dir: str | None = Field(None, description="folder that relative checkpoint paths are in")
 
     @model_validator(mode="after")
@@ -194,6 +201,20 @@ class EnsembleSpec(BaseModel):
                     "give python: the full path of the interpreter of the environment that has the "
                     f"{m.kind} package (e.g. /opt/envs/{m.kind}/bin/python)",
                 )
+
+
+def label_members(spec: EnsembleSpec, energy_member: str | None = None,
+                  force_member: str | None = None) -> tuple[str, str]:
+    """(energy member, force member): whose energies and forces label low-U configurations. The campaign's
+    `labels.energy_member` / `labels.force_member` where given, else the ensemble file's, which EnsembleSpec
+    always fills (its most accurate member when the file names none). The loop, `alloop sweep` and
+    `alloop report` all ask this function."""
+    names = {m.name for m in spec.members}
+    for key, value in (("energy_member", energy_member), ("force_member", force_member)):
+        if value is not None and value not in names:
+            raise MemberError(f"labels.{key} '{value}' is not a member of ensemble '{spec.name}' "
+                              f"(members: {', '.join(sorted(names))})")
+    return energy_member or str(spec.energy_member), force_member or str(spec.force_member)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -277,6 +298,8 @@ def _build(data: dict[str, Any], base: Path, source: str, checkpoint_dir: str | 
             for m in parent.get("members", [])
         ]
         data = {**parent, **data}
+    if "rmse_from" in data:
+        data = _rmse_from(data, str(data.pop("rmse_from")), base, source)
     try:
         spec = EnsembleSpec.model_validate(data)
     except ValidationError as exc:
@@ -293,6 +316,19 @@ def _build(data: dict[str, Any], base: Path, source: str, checkpoint_dir: str | 
             update["python"] = _interpreter(m.python, base)
         members.append(m.model_copy(update=update) if update else m)
     return spec.model_copy(update={"members": members, "checkpoint_dir": str(folder)})
+
+
+def _rmse_from(data: dict[str, Any], ref: str, base: Path, source: str) -> dict[str, Any]:
+    """`rmse_from: <ensemble>`: members without an rmse take the one of the member of the same name there,
+    so one table of RMSEs (e.g. the paper's, in paper-11.yaml) serves every ensemble of those models. A
+    relative path is relative to the folder of the file that names it."""
+    table, _, table_source = _raw(ref if ref in builtin_names() else str(_absolute(ref, base)))
+    rmse = {str(m.get("name")): m["rmse"] for m in table.get("members", []) if isinstance(m, Mapping) and "rmse" in m}
+    if not rmse:
+        raise ConfigError([f"rmse_from: {table_source} gives no member an rmse"], source)
+    members = [m if not isinstance(m, Mapping) or "rmse" in m or m.get("name") not in rmse
+               else {**m, "rmse": rmse[str(m["name"])]} for m in data.get("members", [])]
+    return {**data, "members": members}
 
 
 def _checkpoint_folder(explicit: str | Path | None, own: str | None, base: Path) -> Path:

@@ -33,7 +33,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.ensemble.environments import worker_environ
-from alloop.ensemble.members import Member, load_member
+from alloop.ensemble.members import Member, load_local
 from alloop.ensemble.results import MemberPredictions
 from alloop.ensemble.spec import MemberSpec
 from alloop.errors import MemberError
@@ -171,7 +171,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
             return
         try:
             if msg["op"] == "load":
-                member = load_member(MemberSpec.model_validate(msg["spec"]))
+                member = load_local(MemberSpec.model_validate(msg["spec"]))
                 elements = None if member.elements is None else sorted(member.elements)
                 reply: dict[str, Any] = {"ok": True, "device": member.device, "elements": elements}
             elif msg["op"] == "predict":

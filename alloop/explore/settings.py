@@ -39,8 +39,9 @@ class ExploreSettings(BaseModel):
     gamma_halt: float = Field(25.0, gt=0)
     max_candidates: int = Field(100, ge=0)
     # frames with closer atoms are not returned as candidates (they would fail validation downstream)
-    min_distance: float = Field(0.8, gt=0)
-    seed: int = 0
+    min_distance: float = Field(0.8, gt=0, exclude=True, description="Å; in a campaign, set from min_distance")
+    seed: int = Field(0, exclude=True, description="seed of `explore`'s default generator, for library callers; "
+                      "a campaign's candidate pool passes its own (the campaign key is deprecated)")
 
     @model_validator(mode="after")
     def _consistent(self) -> ExploreSettings:

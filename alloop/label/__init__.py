@@ -17,7 +17,8 @@ from alloop.label.base import DFTBackend, LabelFailure, LabelResult, load_result
 from alloop.label.gpaw import GPAWBackend, GPAWSettings
 from alloop.label.handlers import ErrorHandler, run_with_handlers
 from alloop.label.replay import ReplayBackend, ReplaySettings
-from alloop.label.vasp import VaspBackend, VaspSettings
+from alloop.label.vasp import VaspBackend
+from alloop.label.vasp_settings import VaspSettings
 
 __all__ = [
     "DFTBackend", "ErrorHandler", "GPAWBackend", "GPAWSettings", "LabelFailure", "LabelResult", "ReplayBackend",

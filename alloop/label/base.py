@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 from ase import Atoms
 from pydantic import BaseModel
 
+from alloop.atomic import write_json_atomic
 from alloop.errors import LabelError
 from alloop.structures import atoms_from_json, atoms_to_json, config_hash, validate_atoms
 
@@ -88,16 +88,6 @@ class LabelResult:
     def from_dict(cls, d: dict[str, Any]) -> LabelResult:
         return cls(d["energy"], np.asarray(d["forces"]), None if d["stress"] is None else np.asarray(d["stress"]),
                    d["source"], bool(d["converged"]), dict(d.get("meta", {})))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that readers see either the old file or the complete new one, never a partial one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_result(workdir: Path) -> LabelResult | None:

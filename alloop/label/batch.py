@@ -10,7 +10,7 @@ The job runs `python -m alloop.label.execute <workdir>` (alloop.label.execute), 
 `collect_job` reads and checks the outputs where the job was submitted from, with the same diagnosis
 and the same error handlers (alloop.label.handlers) as the in-process path.
 
-Time limits: the job asks for `batch.walltime`, or for the backend's own limit (GPAW `timeout_s`, VASP
+Time limits: the job asks for `batch.walltime`, or for the backend's own limit (GPAW's and VASP's
 `walltime_s`) plus `GRACE_S` when that is longer, so the backend's own clean timeout fires first and a
 walltime correction (which doubles that limit) also gets a longer job. A job the scheduler killed at its
 time limit anyway is recognised from its output file (job.out) and handled as a walltime failure.
@@ -70,12 +70,9 @@ def job_started(workdir: Path) -> bool:
 
 
 def _time_limit_s(settings: BaseModel) -> float | None:
-    """The backend's own time limit: GPAW's timeout_s, VASP's walltime_s."""
-    for field in ("timeout_s", "walltime_s"):
-        value = getattr(settings, field, None)
-        if value is not None:
-            return float(value)
-    return None
+    """The backend's own time limit, `walltime_s` (GPAW, VASP; replay has none)."""
+    value = getattr(settings, "walltime_s", None)
+    return None if value is None else float(value)
 
 
 def job_walltime(settings: BaseModel, batch: BatchSettings) -> str:

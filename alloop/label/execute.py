@@ -23,7 +23,7 @@ from alloop.label import make_backend
 from alloop.label.base import SETTINGS_FILE, DFTBackend
 from alloop.label.gpaw import GPAWSettings
 from alloop.label.replay import ReplaySettings
-from alloop.label.vasp import VaspSettings, command_for
+from alloop.label.vasp_settings import VaspSettings, command_for
 
 _SETTINGS: dict[str, type[BaseModel]] = {"gpaw": GPAWSettings, "vasp": VaspSettings, "replay": ReplaySettings}
 

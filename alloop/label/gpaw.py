@@ -21,12 +21,15 @@ from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alloop.errors import MissingFileError, UnphysicalStructureError
-from alloop.label.base import DFTBackend, LabelFailure, LabelResult, write_json_atomic
+from alloop.atomic import write_json_atomic
+from alloop.label.base import DFTBackend, LabelFailure, LabelResult
 from alloop.label.handlers import KindHandler
 from alloop.process import run_child
+from alloop.renames import upgrade
+from alloop.schema import unit
 
 #: The paper's k-point resolution 2π × 0.03 Å⁻¹, in VASP's KSPACING convention (Å⁻¹, 2π included).
 PAPER_KSPACING = 2 * math.pi * 0.03
@@ -45,27 +48,36 @@ class GPAWSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["pw"] = "pw"
-    ecut: float = Field(350.0, gt=0, description="plane-wave cutoff, eV (the paper's VASP: 520)")
+    ecut: float = Field(350.0, gt=0, description="plane-wave cutoff (the paper's VASP: 520)", json_schema_extra=unit("eV"))
     kspacing: float = Field(
-        PAPER_KSPACING, gt=0,
-        description="k-point spacing in VASP's KSPACING convention, Å⁻¹ with 2π included: "
+        PAPER_KSPACING, gt=0, json_schema_extra=unit("Å⁻¹"),
+        description="k-point spacing in VASP's KSPACING convention, 2π included: "
                     "N_i = max(1, ceil(2π|b_i|/kspacing)), b_i·a_j = δ_ij. The paper: 2π·0.03",
     )
     kpts: tuple[int, int, int] | None = Field(None, description="explicit k-mesh; overrides kspacing")
     gamma: bool = Field(True, description="Γ-centred mesh (VASP's KGAMMA = .TRUE.)")
-    xc: str = "PBE"
-    smearing: Literal["methfessel-paxton", "fermi-dirac"] = "methfessel-paxton"
-    smearing_width: float = Field(0.1, gt=0, description="eV")
+    xc: str = Field("PBE", description="exchange-correlation functional (GPAW's name; PAW setups must exist for it)")
+    smearing: Literal["methfessel-paxton", "fermi-dirac"] = Field(
+        "methfessel-paxton", description="occupation smearing (Methfessel-Paxton order 1 is VASP's ISMEAR = 1)")
+    smearing_width: float = Field(0.1, gt=0, description="smearing width (VASP's SIGMA)", json_schema_extra=unit("eV"))
     maxiter: int = Field(200, ge=1, description="maximum SCF iterations")
-    energy_tol: float = Field(1e-6, gt=0, description="SCF energy change, eV total (the paper's EDIFF = 1e-6 eV)")
+    energy_tol: float = Field(1e-6, gt=0, description="SCF energy change, total (the paper's EDIFF = 1e-6 eV)",
+                              json_schema_extra=unit("eV"))
     density_tol: float = Field(1e-4, gt=0, description="SCF density change, electrons per valence electron")
     mixer_beta: float = Field(0.05, gt=0, le=1, description="density mixing β (GPAW's default 0.05)")
-    mixer_nmaxold: int = Field(10, ge=1)
-    spinpol: bool = False
-    compute_stress: bool = True
+    mixer_nmaxold: int = Field(10, ge=1, description="densities the Pulay mixer remembers")
+    spinpol: bool = Field(False, description="spin-polarised calculation")
+    compute_stress: bool = Field(True, description="also compute the stress tensor (costs a little more)")
     setups_path: Path | None = Field(None, description="folder of PAW setups searched first (default: gpaw-data)")
-    timeout_s: float = Field(3600.0, gt=0, description="the GPAW process is killed after this many seconds")
+    walltime_s: float = Field(3600.0, gt=0, description="time limit of one run: the GPAW process is killed after it "
+                              "(a batch job asks for it plus a grace period); the walltime correction doubles it",
+                              json_schema_extra=unit("s"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spellings(cls, data: Any) -> Any:
+        # settings.json and corrections.json of work directories made by an older alloop
+        return upgrade(data, "labels.dft.gpaw")[0] if isinstance(data, dict) else data
 
 
 def kpts_from_kspacing(cell: np.ndarray, kspacing: float) -> tuple[int, int, int]:
@@ -84,7 +96,7 @@ def gpaw_parameters(settings: GPAWSettings, atoms: Atoms) -> dict[str, Any]:
     if settings.smearing == "methfessel-paxton":
         occupations["order"] = 1  # VASP's ISMEAR = 1
     return {
-        "mode": {"name": settings.mode, "ecut": settings.ecut},
+        "mode": {"name": "pw", "ecut": settings.ecut},
         "xc": settings.xc,
         "kpts": {"size": list(kpts), "gamma": settings.gamma},
         "occupations": occupations,
@@ -156,7 +168,7 @@ class GPAWBackend(DFTBackend):
         t0 = time.perf_counter()
         with open(workdir / "gpaw_run.out", "w") as out:
             rc, timed_out = run_child([sys.executable, "-m", "alloop.label.gpaw_run", str(workdir)], cwd=workdir,
-                                      env=env, stdout=out, stderr=subprocess.STDOUT, timeout_s=self.settings.timeout_s)
+                                      env=env, stdout=out, stderr=subprocess.STDOUT, timeout_s=self.settings.walltime_s)
         write_json_atomic(workdir / EXECUTE_FILE, {"returncode": rc, "timed_out": timed_out,
                                                    "wall_s": time.perf_counter() - t0})
 
@@ -169,7 +181,7 @@ class GPAWBackend(DFTBackend):
                                None if out.get("stress") is None else np.asarray(out["stress"]), "gpaw", True, meta)
         run = json.loads((workdir / EXECUTE_FILE).read_text()) if (workdir / EXECUTE_FILE).is_file() else None
         if run is not None and run["timed_out"]:
-            raise LabelFailure(f"GPAW did not finish within timeout_s = {self.settings.timeout_s:g} s", True, "walltime")
+            raise LabelFailure(f"GPAW did not finish within walltime_s = {self.settings.walltime_s:g} s", True, "walltime")
         if (workdir / ERROR_FILE).is_file():
             err = json.loads((workdir / ERROR_FILE).read_text())
             if err["kind"] == "missing_setup":
@@ -191,4 +203,4 @@ def more_scf_effort(settings: GPAWSettings) -> GPAWSettings:
 
 
 def more_time(settings: GPAWSettings) -> GPAWSettings:
-    return settings.model_copy(update={"timeout_s": 2 * settings.timeout_s})
+    return settings.model_copy(update={"walltime_s": 2 * settings.walltime_s})

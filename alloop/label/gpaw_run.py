@@ -13,7 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
-from alloop.label.base import load_atoms, write_json_atomic
+from alloop.atomic import write_json_atomic
+from alloop.label.base import load_atoms
 from alloop.label.gpaw import ERROR_FILE, INPUT_FILE, LOG_FILE, OUTPUT_FILE
 
 

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 from ase import Atoms
 from pydantic import BaseModel
 
+from alloop.atomic import write_json_atomic
 from alloop.errors import LabelError
-from alloop.label.base import ATTEMPTS_DIR, CORRECTIONS_FILE, DFTBackend, LabelFailure, LabelResult, write_json_atomic
+from alloop.label.base import ATTEMPTS_DIR, CORRECTIONS_FILE, DFTBackend, LabelFailure, LabelResult
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from alloop.errors import LabelError
 from alloop.label.handlers import KindHandler
-from alloop.label.vasp import IncarValue, VaspSettings
+from alloop.label.vasp_settings import IncarValue, VaspSettings
 from alloop.label.vasp_diagnosis import STDERR_FILE, STDOUT_FILE, require_vasp_libraries
 
 #: outputs custodian's handlers read; linked, never copied, into the scratch folder

@@ -7,7 +7,6 @@ The database is opened read-only, so a report can be built at any time beside a 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from alloop.atomic import write_text_atomic
 from alloop.errors import AlloopError
 from alloop.report import data, plots
 from alloop.report.html import Page, fmt, table
@@ -77,9 +77,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         if stale not in made:
             stale.unlink()
     index = out / "index.html"
-    tmp = out / f".index.html.{os.getpid()}.tmp"
-    tmp.write_text(page.render(), encoding="utf-8")
-    os.replace(tmp, index)  # a browser reloading during a rebuild sees the old page or the new, never half
+    write_text_atomic(index, page.render())  # a browser reloading during a rebuild sees the old page or the new
     return index
 
 

@@ -28,18 +28,17 @@ class CampaignTables:
 
 
 def force_member(config: dict[str, Any]) -> str | None:
-    """The member whose forces label low-U configurations: the campaign's choice, else the ensemble's,
-    else its first member (the controller's rule)."""
-    chosen = (config.get("labels") or {}).get("force_member")
-    if chosen:
-        return str(chosen)
-    from alloop.ensemble import resolve_ensemble
+    """The member whose forces label low-U configurations (alloop.ensemble.label_members, the loop's rule),
+    or None when the campaign's ensemble can no longer be read."""
+    from alloop.ensemble import label_members, resolve_ensemble
+    from alloop.errors import AlloopError
 
+    labels = config.get("labels") or {}
     try:
         spec = resolve_ensemble(config["ensemble"], check_files=False)
-    except Exception:  # an ensemble file moved since the run: ΔF is then left out, not the report
-        return None
-    return spec.force_member or (spec.members[0].name if spec.members else None)
+        return label_members(spec, labels.get("energy_member"), labels.get("force_member"))[1]
+    except (AlloopError, KeyError):  # an ensemble file moved since the run: ΔF is then left out, not the report
+        return labels.get("force_member")
 
 
 def load_tables(store: Store, cid: int, config: dict[str, Any]) -> CampaignTables:

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alloop.schema import unit
+
 Range = tuple[float, float]
 Family = Literal[
     "grain_boundary", "dislocation", "crack", "stacking_fault", "surface", "vacancy_cluster",
@@ -21,17 +23,17 @@ class _Strict(BaseModel):
 class GrainBoundarySpec(_Strict):
     """One coincidence-site boundary: Σ, rotation axis and tilt (plane ∥ axis) or twist (plane ⟂ axis)."""
 
-    sigma: int = Field(ge=3)
-    axis: tuple[int, int, int]
-    type: Literal["tilt", "twist"]
+    sigma: int = Field(ge=3, description="Σ, the inverse density of coincidence sites (odd, 3 or more)")
+    axis: tuple[int, int, int] = Field(description="rotation axis, Miller indices, e.g. [1, 1, 0]")
+    type: Literal["tilt", "twist"] = Field(description="tilt: boundary plane contains the axis; twist: normal to it")
 
 
 class ElasticConstants(_Strict):
     """Cubic elastic constants in GPa, for the dislocation and crack displacement fields."""
 
-    C11: float = Field(gt=0)
-    C12: float = Field(gt=0)
-    C44: float = Field(gt=0)
+    C11: float = Field(gt=0, description="elastic constant C11", json_schema_extra=unit("GPa"))
+    C12: float = Field(gt=0, description="elastic constant C12", json_schema_extra=unit("GPa"))
+    C44: float = Field(gt=0, description="elastic constant C44", json_schema_extra=unit("GPa"))
 
 
 class DecorationSettings(_Strict):
@@ -43,19 +45,21 @@ class DecorationSettings(_Strict):
     the first fit), with `random` the first `keep` draws.
     """
 
-    method: Literal["maxvol", "random"] = "maxvol"
-    # "simplex": each draw picks how many species are present (1..n, uniform), which ones, and their
-    # fractions uniformly on that sub-simplex (Dirichlet(1)), so pure, binary, ... and n-ary
-    # decorations all occur. Or a list of compositions {element: fraction}, cycled through.
-    compositions: Literal["simplex"] | list[dict[str, float]] = "simplex"
-    # optional per-element bounds on the fraction (simplex draws outside them are redrawn)
-    bounds: dict[str, Range] = Field(default_factory=dict)
+    method: Literal["maxvol", "random"] = Field(
+        "maxvol", description="maxvol: keep the decorations whose ACE B-projections add the most volume to the "
+                              "active set; random: keep the first `keep` draws")
+    compositions: Literal["simplex"] | list[dict[str, float]] = Field(
+        "simplex", description="simplex: each draw picks how many species are present (1..n, uniform), which ones, "
+        "and their fractions uniformly on that sub-simplex (Dirichlet(1)), so pure, binary, ... and n-ary "
+        "decorations all occur; or a list of compositions {element: fraction}, cycled through")
+    bounds: dict[str, Range] = Field(default_factory=dict, description="per-element (low, high) bounds on the "
+                                     "fraction; simplex draws outside them are redrawn")
     draws: int = Field(24, ge=1, description="decorations drawn per topology")
     keep: int = Field(2, ge=1, description="decorations kept per topology")
     # MaxVol alone keeps mostly the most mixed decorations (more unlike-neighbour environments span more
-    # volume); stratify draws draws/n and keeps `keep` for each number of species present (1..n), so pure,
-    # binary, ... and n-ary versions of every topology stay (n x keep per topology).
-    stratify: bool = False
+    # volume): stratifying keeps pure, binary, ... and n-ary versions of every topology.
+    stratify: bool = Field(False, description="draw draws/n and keep `keep` for each number of species present "
+                                              "(1..n): n x keep per topology")
 
     @model_validator(mode="after")
     def _consistent(self) -> DecorationSettings:
@@ -84,7 +88,7 @@ def _default_boundaries() -> list[GrainBoundarySpec]:
 class GenomeSettings(_Strict):
     """The defect genome: extended defects, rebuilt with every candidate pool and each decorated across the composition
     space. Cells are fully periodic (free surfaces face a vacuum gap of `generate.vacuum`), and every
-    defect is more than `generate.cutoff` away from its periodic images or partner (both boundaries of a
+    defect is more than `train.cutoff` away from its periodic images or partner (both boundaries of a
     bicrystal, the cores of a dislocation quadrupole, consecutive stacking faults, the two faces of a slab).
     """
 
@@ -92,25 +96,34 @@ class GenomeSettings(_Strict):
     # 24-132 atoms (Σ11 twist 132, Σ9 twist 108, screw quadrupole 54, edge and crack cylinders of 10 Å
     # 54-84), and a 4x4x5 bcc supercell holds a point-defect cluster; larger cells only cost more uMLIP
     # and DFT time. Cells above it are skipped with a warning (fcc Σ9/Σ11 twists need 200-232).
-    max_atoms: int = Field(160, ge=16)
-    families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
-    grain_boundaries: list[GrainBoundarySpec] = Field(default_factory=_default_boundaries)
+    max_atoms: int = Field(160, ge=16, description="largest genome cell; larger ones are skipped with a warning")
+    families: list[Family] = Field(default_factory=lambda: list(FAMILIES), description="defect families built: "
+                                   + ", ".join(FAMILIES))
+    grain_boundaries: list[GrainBoundarySpec] = Field(
+        default_factory=_default_boundaries, description="coincidence-site boundaries (default: Σ3, Σ5, Σ9, Σ11, "
+                                                         "tilt and twist each)")
     # bcc: 1/2<111> screw (periodic quadrupole), <100>{100} and <100>{110} edge (cylinders); fcc: 1/2<110>
-    dislocation_radius: float = Field(10.0, gt=0, description="Å, radius of the edge-dislocation cylinders")
-    crack_radius: float = Field(10.0, gt=0, description="Å, radius of the crack-tip cylinders")
-    stress_intensity: Range = Field((0.5, 2.5), description="mode-I K in MPa·m^1/2, drawn per crack cell")
-    cracks_per_system: int = Field(2, ge=1)
+    dislocation_radius: float = Field(10.0, gt=0, description="radius of the edge-dislocation cylinders",
+                                      json_schema_extra=unit("Å"))
+    crack_radius: float = Field(10.0, gt=0, description="radius of the crack-tip cylinders", json_schema_extra=unit("Å"))
+    stress_intensity: Range = Field((0.5, 2.5), description="mode-I stress intensity K, drawn per crack cell",
+                                    json_schema_extra=unit("MPa·m^1/2"))
+    cracks_per_system: int = Field(2, ge=1, description="crack cells per crack system (plane and front)")
     stacking_fault_points: int = Field(3, ge=1, description="shifts per plane, evenly inside (0, 1) of the period")
     surface_facets: list[Annotated[str, Field(pattern=r"^[0-9]{3}$")]] | None = Field(
         None, description="Miller indices as three digits; default: 100 110 111 112 (bcc), 100 110 111 (fcc)"
     )
-    vacancy_cluster_sizes: list[int] = Field(default_factory=lambda: [2, 3, 4])
-    interstitial_cluster_sizes: list[int] = Field(default_factory=lambda: [2, 3])
-    dimers_per_pair: int = Field(3, ge=0)
-    trimers_per_triple: int = Field(1, ge=0)
-    # None: the composition mean of the per-element table in alloop.generate.genome.elastic
-    elastic_constants: ElasticConstants | None = None
-    decoration: DecorationSettings = Field(default_factory=DecorationSettings)
+    vacancy_cluster_sizes: list[int] = Field(default_factory=lambda: [2, 3, 4], description="vacancies per cluster")
+    interstitial_cluster_sizes: list[int] = Field(default_factory=lambda: [2, 3],
+                                                  description="self-interstitials per cluster")
+    dimers_per_pair: int = Field(3, ge=0, description="dimers per pair of species (bond lengths spread over the "
+                                                      "dimer range)")
+    trimers_per_triple: int = Field(1, ge=0, description="trimers per triple of species")
+    elastic_constants: ElasticConstants | None = Field(
+        None, description="cubic elastic constants of the dislocation and crack fields (default: the composition "
+                          "mean of the per-element table in alloop.generate.genome.elastic)")
+    decoration: DecorationSettings = Field(default_factory=DecorationSettings,
+                                           description="how species are put on each topology's sites")
 
     @model_validator(mode="after")
     def _consistent(self) -> GenomeSettings:

@@ -1,0 +1,111 @@
+"""The three helpers every capability shares: atomic files (alloop.atomic), work-directory locks
+(alloop.locks) and supervised child processes (alloop.process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from alloop.atomic import fsync_paths, write_json_atomic, write_text_atomic
+from alloop.errors import DirectoryBusyError
+from alloop.locks import exclusive_dir, lock_file
+from alloop.process import run_captured, run_child, signal_name
+
+
+def test_an_atomic_write_replaces_the_file_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "fit_done.json"
+    write_json_atomic(target, {"version": 1}, indent=1)
+    write_json_atomic(target, {"version": 2})
+    write_text_atomic(tmp_path / "index.html", "<html></html>")
+    fsync_paths([target, tmp_path])
+    assert json.loads(target.read_text()) == {"version": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit_done.json", "index.html"]
+
+
+def test_a_held_directory_makes_another_process_wait_or_refuse(tmp_path: Path) -> None:
+    workdir = tmp_path / "fit"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom alloop.locks import exclusive_dir\n"
+        f"with exclusive_dir({str(workdir)!r}):\n    print('held', flush=True)\n    time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DirectoryBusyError, match=rf"pid {holder.pid}\b"):
+            with exclusive_dir(workdir, wait=False):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive_dir(workdir, wait=False):  # the kernel dropped the dead holder's lock
+        assert lock_file(workdir) == tmp_path / ".fit.lock" and lock_file(workdir).is_file()
+
+
+def test_the_holder_may_lock_again_but_another_thread_may_not(tmp_path: Path) -> None:
+    refused: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            with exclusive_dir(tmp_path / "fit", wait=False):
+                pass
+        except DirectoryBusyError as exc:
+            refused.append(exc)
+
+    with exclusive_dir(tmp_path / "fit"):  # a Dask task around a fit ...
+        with exclusive_dir(tmp_path / "fit", wait=False):  # ... that locks its own work directory
+            t = threading.Thread(target=other_thread)
+            t.start()
+            t.join()
+        t = threading.Thread(target=other_thread)  # still held by the outer block
+        t.start()
+        t.join()
+    assert len(refused) == 2
+    other_thread()  # released
+    assert len(refused) == 2
+
+
+def test_a_child_past_its_time_limit_is_stopped_with_its_whole_process_group(tmp_path: Path) -> None:
+    # the shell starts a grandchild (as mpirun starts ranks); both must go
+    script = f"sleep 60 & echo $! > {tmp_path / 'grandchild'}; wait"
+    t0 = time.monotonic()
+    with open(tmp_path / "out", "w") as out:
+        rc, timed_out = run_child(script, shell=True, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout_s=1, grace_s=2)
+    assert timed_out and rc < 0 and time.monotonic() - t0 < 10
+    grandchild = Path(f"/proc/{int((tmp_path / 'grandchild').read_text())}/status")
+    time.sleep(0.2)
+    # gone, or a zombie waiting for whoever adopted it to reap it
+    assert not grandchild.exists() or "State:\tZ" in grandchild.read_text()
+
+
+def test_a_short_command_gives_its_output_and_exit_code() -> None:
+    done = run_captured([sys.executable, "-c", "import sys; print('out'); sys.exit('bad input')"], timeout_s=30)
+    assert (done.returncode, done.stdout.strip(), done.tail()) == (1, "out", "bad input") and not done.timed_out
+    slow = run_captured([sys.executable, "-c", "import time; time.sleep(60)"], timeout_s=0.5)
+    assert slow.timed_out and slow.returncode < 0
+    assert signal_name(9) == "signal 9 (SIGKILL)" and signal_name(99) == "signal 99"
+
+
+def test_an_interrupted_caller_takes_its_child_down_with_it(tmp_path: Path) -> None:
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(Interrupted):
+            run_child(f"echo $$ > {tmp_path / 'pid'}; exec sleep 60", shell=True, timeout_s=None, grace_s=2)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    status = Path(f"/proc/{int((tmp_path / 'pid').read_text())}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()
