@@ -20,6 +20,7 @@ from alloop.generate import GeneratorSettings
 from alloop.cluster.batch import BatchSettings
 from alloop.label import GPAWSettings, ReplaySettings, VaspSettings
 from alloop.label.reference import EnergyReferenceSettings
+from alloop.properties.settings import PropertySettings
 from alloop.train import FitSettings
 
 
@@ -131,6 +132,8 @@ class Campaign(_Strict):
     explore: ExploreSettings | None = Field(None, description="γ-driven MD from the current ACE; off when absent")
     convergence: ConvergenceSettings = Field(default_factory=ConvergenceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    properties: PropertySettings = Field(default_factory=PropertySettings,
+                                         description="what each potential predicts, computed after its fit (alloop.properties)")
 
     @field_validator("elements")
     @classmethod

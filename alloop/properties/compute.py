@@ -29,7 +29,7 @@ def _names(group: str, structure: str) -> list[str]:
 def compute_properties(model: PropertyModel, elements: Sequence[str], settings: PropertySettings,
                        progress: Progress | None = None) -> PropertyResult:
     say = progress or (lambda _msg: None)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     groups = ["lattice"] + [g for g in settings.properties if g != "lattice"]
     per_element, lattices = [], {}
     for el in elements:
@@ -40,7 +40,7 @@ def compute_properties(model: PropertyModel, elements: Sequence[str], settings: 
     mixed = _mixing(model, elements, lattices, settings, say) if "mixing" in groups and len(elements) > 1 else []
     return PropertyResult(model=model.name, kind=model.kind, elements=list(elements), property_set=groups,  # type: ignore[arg-type]
                           per_element=per_element, mixing=mixed, seconds=round(time.perf_counter() - start, 2),
-                          settings=settings.model_dump(mode="json", exclude={"enabled", "teacher"}))
+                          cpu_seconds=round(time.process_time() - cpu, 2), settings=settings.model_dump(mode="json", exclude={"enabled", "teacher"}))
 
 
 def _element(model: PropertyModel, el: str, groups: list[str], settings: PropertySettings,

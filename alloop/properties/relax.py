@@ -1,4 +1,4 @@
-"""Fixed-cell relaxation of atomic positions with ASE's BFGS, and the checks that turn a relaxation a
+"""Fixed-cell relaxation of atomic positions with ASE's L-BFGS, and the checks that turn a relaxation a
 potential cannot do into a reason instead of a number."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixCartesian
-from ase.optimize import BFGS
+from ase.optimize import LBFGS
 
 from alloop.properties.model import PropertyModel
 from alloop.properties.results import NotComputable
@@ -33,7 +33,7 @@ def relax(atoms: Atoms, model: PropertyModel, fmax: float, max_steps: int, *, on
     if only_z:
         work.set_constraint(FixCartesian(range(len(work)), mask=(True, True, False)))
     work.calc = model.calculator()
-    opt = BFGS(work, maxstep=0.1, logfile=None)
+    opt = LBFGS(work, maxstep=0.1, logfile=None)
     converged = False
     try:
         for converged in opt.irun(fmax=fmax, steps=max_steps):

@@ -96,7 +96,9 @@ class PropertyResult(BaseModel):
     property_set: list[str]
     per_element: list[ElementProperties]
     mixing: list[MixingEnergy] = Field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = Field(0.0, description="wall-clock time of the computation")
+    cpu_seconds: float = Field(0.0, description="CPU time of the process that computed it (on a shared machine, "
+                               "what it cost; wall time includes waiting for the CPU)")
     settings: dict[str, Any] = Field(default_factory=dict)
 
     def element(self, symbol: str) -> ElementProperties | None:

@@ -84,9 +84,9 @@ def format_table(result: PropertyResult, teacher: PropertyResult | None = None, 
     mix = _mixing_lines(result, teacher, cell)
     widths = [max(len(x) for x in col) for col in zip(head, *body)] if body else [len(h) for h in head]
     fmt_line = lambda cols: "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cols, widths)))  # noqa: E731
-    out = [f"potential: {result.model} ({result.kind}, {result.seconds:.0f} s)"]
+    out = [f"potential: {result.model} ({result.kind}, {result.seconds:.0f} s, {result.cpu_seconds:.0f} s CPU)"]
     if who:
-        out.append(f"{who} ({teacher.kind}, {teacher.seconds:.0f} s)")  # type: ignore[union-attr]
+        out.append(f"{who} ({teacher.kind}, {teacher.seconds:.0f} s, {teacher.cpu_seconds:.0f} s CPU)")  # type: ignore[union-attr]
     out += [fmt_line(head), fmt_line(["-" * w for w in widths])] + [fmt_line(b) for b in body]
     if mix:
         out += ["", "energy of mixing, random solid solutions (meV/atom, mean ± std over draws):"] + mix
