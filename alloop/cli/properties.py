@@ -8,9 +8,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alloop.errors import AlloopError, ConfigError
+
+if TYPE_CHECKING:
+    from alloop.properties import PropertySettings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +89,7 @@ def _is_campaign(path: str) -> bool:
     return isinstance(data, dict) and "elements" in data and "name" in data
 
 
-def _settings(args: argparse.Namespace, base: Any = None) -> Any:
+def _settings(args: argparse.Namespace, base: PropertySettings | None = None) -> PropertySettings:
     from alloop.properties import ALL_GROUPS, PropertySettings
 
     s = base.model_copy() if base is not None else PropertySettings(properties=list(ALL_GROUPS))
@@ -97,13 +100,11 @@ def _settings(args: argparse.Namespace, base: Any = None) -> Any:
         update["defect_cells"] = args.cells
     energies = dict(s.atom_energies)
     for item in args.atom_energy:
-        el, sep, value = item.partition("=")
+        el, _, value = item.partition("=")
         try:
             energies[el.strip()] = float(value)
         except ValueError:
-            raise ConfigError([f"--atom-energy {item!r}: give EL=EV, e.g. W=-4.57"], "alloop properties") from None
-        if not sep:
-            raise ConfigError([f"--atom-energy {item!r}: give EL=EV, e.g. W=-4.57"], "alloop properties")
+            raise ConfigError([f"--atom-energy {item!r}: give EL=EV, e.g. W=-4.57"], "command line") from None
     update["atom_energies"] = energies
     return PropertySettings.model_validate({**s.model_dump(), **update})
 
@@ -111,7 +112,7 @@ def _settings(args: argparse.Namespace, base: Any = None) -> Any:
 def _teacher_spec(args: argparse.Namespace) -> Any:
     if args.ensemble is None:
         if args.reference is not None:
-            raise ConfigError(["--reference needs -e ENSEMBLE (the ensemble the member is in)"], "alloop properties")
+            raise ConfigError(["--reference needs -e ENSEMBLE (the ensemble the member is in)"], "command line")
         return None
     from alloop.ensemble import resolve_ensemble
 
@@ -136,12 +137,12 @@ def _single(args: argparse.Namespace) -> str:
     spec = _teacher_spec(args)
     if args.target is None and spec is None:
         raise ConfigError(["give a potential, a campaign file, or -e ENSEMBLE [--reference MEMBER] for a uMLIP alone"],
-                          "alloop properties")
+                          "command line")
     potential = load_model(potential=args.target) if args.target else None
     teacher_model = load_model(member=spec) if spec is not None else None
-    elements = list(args.elements or (potential.elements if potential is not None else None) or [])
-    if not elements:
-        raise ConfigError([f"the elements of {spec.name} are not known without trying: give --elements"], "alloop properties")
+    elements = list(args.elements or (potential.elements if potential is not None else []))
+    if not elements:  # a uMLIP knows most of the periodic table: say which elements
+        raise ConfigError([f"give --elements for {spec.name} alone (e.g. --elements W)"], "command line")
     teacher = _compute(teacher_model, elements, settings, f"teacher {spec.name}") if teacher_model is not None else None
     main = _compute(potential, elements, settings, f"potential {args.target}") if potential is not None else None
     shown, beside = (main, teacher) if main is not None else (teacher, None)
@@ -194,7 +195,8 @@ def _campaign(args: argparse.Namespace) -> str:
         if not pots["path"]:
             raise StateError(f"campaign '{campaign.name}' has no potential yet")
         jobs = [("potential", int(i), p, p) for i, p in zip(pots["iteration_idx"], pots["path"])]
-        jobs.append(("teacher", None, teacher_name, ens.member(teacher_name)))
+        if settings.teacher or args.reference:
+            jobs.append(("teacher", None, teacher_name, ens.member(teacher_name)))
         results: dict[tuple[str, int | None], PropertyResult] = {}
         for subject, it, name, target in jobs:
             stored = store.property_result(cid, subject, name, fp)
@@ -208,7 +210,7 @@ def _campaign(args: argparse.Namespace) -> str:
             results[(subject, it)] = PropertyResult.model_validate(stored)
     finally:
         store.close()
-    teacher = results.pop(("teacher", None))
+    teacher = results.pop(("teacher", None), None)
     by_iteration = {it: r for (_, it), r in sorted(results.items(), key=lambda kv: kv[0][1])}
     latest = by_iteration[max(by_iteration)]
     text = _output(args, latest, teacher, {"iterations": {str(i): r.model_dump(mode="json") for i, r in by_iteration.items()}})

@@ -67,34 +67,41 @@ def _gsfe(el: str, curves: Mapping[str, Any], path: Path) -> Path:
 
 
 def property_trends(rows: Sequence[Mapping[str, Any]], path: Path, title: str | None = None) -> Path:
-    """Small multiples: each property against the iteration of the potential, the teacher dashed, DFT dotted."""
-    n = len(rows)
-    cols = min(4, n)
-    nrows = int(np.ceil(n / cols))
+    """Small multiples, one per property: its value against the iteration of the potential, one colour per element,
+    the teacher's value dashed and the published DFT value dotted in the same colour; × marks not computable."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=(3.3 * cols, 2.5 * nrows), layout="constrained")
+    names = list(dict.fromkeys(r["property"] for r in rows))
+    elements = list(dict.fromkeys(r["element"] for r in rows))
+    colour = {el: f"C{i}" for i, el in enumerate(elements)}
+    cols = min(4, len(names))
+    nrows = int(np.ceil(len(names) / cols))
+    fig = Figure(figsize=(3.3 * cols, 2.5 * nrows + 0.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
-    for ax, r in zip(axes, rows):
-        its = sorted(r["iterations"])
-        y = np.array([np.nan if r["iterations"][i] is None else r["iterations"][i] for i in its], dtype=float)
-        ax.plot(its, y, "o-", color=_STYLES["potential"][0], ms=4, label="potential")
-        if np.isnan(y).any():
-            ax.plot([i for i, v in zip(its, y) if np.isnan(v)], [0] * int(np.isnan(y).sum()), "x", color="0.5",
-                    transform=ax.get_xaxis_transform(), clip_on=False, label="not computable")
-        if r["teacher"] is not None:
-            ax.axhline(r["teacher"], color=_STYLES["teacher"][0], ls="--", lw=1.2, label="teacher")
-        if r["dft"] is not None:
-            ax.axhline(r["dft"], color="k", ls=":", lw=1.2, label="DFT")
-        ax.set_title(f"{r['element']} {PROPERTIES[r['property']][0]}", fontsize=9)
-        ax.set_ylabel(r["unit"], fontsize=8)
-        ax.set_xticks(its)
+    for ax, name in zip(axes, names):
+        for r in (r for r in rows if r["property"] == name):
+            c = colour[r["element"]]
+            its = sorted(r["iterations"])
+            y = np.array([np.nan if r["iterations"][i] is None else r["iterations"][i] for i in its], dtype=float)
+            ax.plot(its, y, "o-", color=c, ms=4)
+            missing = [i for i, v in zip(its, y) if np.isnan(v)]
+            if missing:
+                ax.plot(missing, [0.02] * len(missing), "x", color=c, transform=ax.get_xaxis_transform(), clip_on=False)
+            if r["teacher"] is not None:
+                ax.axhline(r["teacher"], color=c, ls="--", lw=1.1)
+            if r["dft"] is not None:
+                ax.axhline(r["dft"], color=c, ls=":", lw=1.3)
+            ax.set_ylabel(r["unit"], fontsize=8)
+        ax.set_title(PROPERTIES[name][0], fontsize=9)
+        ax.set_xticks(sorted({i for r in rows for i in r["iterations"]}))
         ax.tick_params(labelsize=7)
-    for ax in axes[n:]:
+    for ax in axes[len(names):]:
         ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    handles = [Line2D([], [], color="0.3", marker="o", ms=4, label="potential (× not computable)"),
+               Line2D([], [], color="0.3", ls="--", label="teacher"), Line2D([], [], color="0.3", ls=":", label="DFT")]
+    if len(elements) > 1:
+        handles += [Line2D([], [], color=colour[el], lw=3, label=el) for el in elements]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    fig.suptitle(title or "properties of each iteration's potential (x: iteration)", fontsize=10)
     return _save(fig, path)
