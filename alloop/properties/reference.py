@@ -26,6 +26,11 @@ class Source(_Strict):
     cell: str
     note: str | None = None
 
+    def describe(self) -> str:
+        """One paragraph: reference, method, cell and the note, each ending its sentence."""
+        parts = [self.reference, self.method, f"Cell: {self.cell}"] + ([f"Note: {self.note}"] if self.note else [])
+        return " ".join(p.strip() if p.strip().endswith(".") else p.strip() + "." for p in parts)
+
 
 class Entry(_Strict):
     value: float

@@ -94,9 +94,7 @@ def format_table(result: PropertyResult, teacher: PropertyResult | None = None, 
     if used:
         out += ["", "DFT sources:"]
         for key in used:
-            src = table.sources[key]
-            text = f"{key}: {src.reference}. {src.method} Cell: {src.cell}." + (f" Note: {src.note}." if src.note else "")
-            out += textwrap.wrap(text, 110, initial_indent="  ", subsequent_indent="    ")
+            out += textwrap.wrap(f"{key}: {table.sources[key].describe()}", 110, initial_indent="  ", subsequent_indent="    ")
     if notes:
         out += ["", "not computable (n/c):"]
         for reason, k in notes.items():

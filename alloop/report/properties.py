@@ -60,8 +60,7 @@ def properties_section(page: Page, rows: list[dict[str, Any]], out: Path) -> lis
     page.html(table(shown))
     used = sorted({r["DFT source"] for _, r in shown.iterrows() if r["DFT source"]})
     if used:
-        page.kv([(k, f"{refs.sources[k].reference}. {refs.sources[k].method} Cell: {refs.sources[k].cell}."
-                  + (f" Note: {refs.sources[k].note}." if refs.sources[k].note else ""), None) for k in used])
+        page.kv([(k, refs.sources[k].describe(), None) for k in used])
     reasons = {(f"iteration {its[-1]}", r["label"]): r["reason"] for r in comparison_rows(latest) if r["reason"]}
     if teacher is not None:
         reasons.update({("teacher", r["label"]): r["reason"] for r in comparison_rows(teacher) if r["reason"]})
