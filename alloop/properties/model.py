@@ -24,7 +24,8 @@ class PropertyModel(Protocol):
     elements: tuple[str, ...] | None  # None: not known without trying
 
     def energies(self, structures: Sequence[Atoms]) -> np.ndarray:
-        """Total energies (eV) of rigid structures; NaN where the model failed."""
+        """Total energies (eV) of rigid structures; NotComputable, with the model's reason, when it fails on any
+        (every property needs all the energies of its scan)."""
 
     def calculator(self) -> Calculator:
         """An ASE calculator giving energy and forces, for relaxations."""
@@ -81,9 +82,11 @@ class MemberPotential:
 
     def energies(self, structures: Sequence[Atoms]) -> np.ndarray:
         energies, _, errors = self.predict(structures)
-        out = np.asarray(energies, dtype=np.float64).copy()
-        out[list(errors)] = np.nan
-        return out
+        if errors:
+            i, reason = next(iter(errors.items()))
+            raise NotComputable(f"{self.name} gave no energy for {len(errors)} of {len(structures)} cells "
+                                f"({len(structures[i])} atoms: {reason})")
+        return np.asarray(energies, dtype=np.float64)
 
     def calculator(self) -> Calculator:
         return _MemberCalculator(self)
@@ -122,14 +125,15 @@ class CalculatorPotential:
 
 
 def _one_by_one(calc: Calculator, structures: Sequence[Atoms]) -> np.ndarray:
-    out = np.full(len(structures), np.nan)
+    """Energies one structure at a time; NotComputable with the calculator's error when it fails on one."""
+    out = np.empty(len(structures))
     for i, atoms in enumerate(structures):
         a = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
         a.calc = calc
         try:
             out[i] = a.get_potential_energy()
-        except Exception:  # a calculator that cannot evaluate a geometry: NaN marks it as failed
-            continue
+        except Exception as exc:  # pyace and other calculators raise plain errors on geometry they cannot evaluate
+            raise NotComputable(f"no energy for a {len(atoms)}-atom cell: {type(exc).__name__}: {exc}") from exc
     return out
 
 
