@@ -156,8 +156,10 @@ def _output(args: argparse.Namespace, result: Any, teacher: Any, extra: dict[str
     if args.plots:
         from alloop.report.property_plots import property_figures
 
-        for path in property_figures({"potential": result, **({"teacher": teacher} if teacher is not None else {})},
-                                     Path(args.plots)):
+        shown = {"potential" if result.kind != "member" else result.model: result}
+        if teacher is not None:
+            shown["teacher"] = teacher
+        for path in property_figures(shown, Path(args.plots)):
             _say(f"wrote {path}")
     if args.json:
         rows = comparison_rows(result, teacher)

@@ -14,6 +14,7 @@ from ase.eos import EquationOfState
 from alloop.errors import ConfigError
 from alloop.properties.model import PropertyModel
 from alloop.properties.reference import reference_table
+from alloop.properties.relax import relax
 from alloop.properties.results import Curve, NotComputable, Structure
 
 ATOMS_PER_CELL = {"bcc": 2, "fcc": 4}
@@ -108,8 +109,6 @@ def equation_of_state(model: PropertyModel, element: str, structure: Structure, 
 def check_stable(model: PropertyModel, element: str, lattice: Lattice, fmax: float, max_steps: int) -> None:
     """The crystal at a0 must be a minimum in every direction, not only along the volume: a rattled 2×2×2
     supercell relaxed must come back to it. NotComputable (with what happened) otherwise."""
-    from alloop.properties.relax import relax
-
     cell = lattice.cell(element).repeat(2)
     cell.rattle(STABILITY_RATTLE, seed=0)
     try:
