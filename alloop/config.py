@@ -28,6 +28,7 @@ from alloop.label.reference import EnergyReferenceSettings
 from alloop.renames import UpgradeError, upgrade
 from alloop.schema import unit
 from alloop.structures import OVERLAP_DISTANCE
+from alloop.properties.settings import PropertySettings
 from alloop.train import FitSettings
 
 __all__ = ["Campaign", "ClusterSettings", "ConfigChange", "cluster_settings", "config_changes", "load_campaign",
@@ -130,6 +131,8 @@ class Campaign(_Strict):
     explore: ExploreSettings | None = Field(None, description="γ-driven MD from the current ACE; off when absent")
     convergence: ConvergenceSettings = Field(default_factory=ConvergenceSettings, description="when to stop")
     cluster: ClusterSettings = Field(default_factory=LocalCluster, description="where the Dask workers run")
+    properties: PropertySettings = Field(default_factory=PropertySettings,
+                                         description="what each potential predicts, computed after its fit (alloop.properties)")
 
     @model_validator(mode="before")
     @classmethod

@@ -46,6 +46,7 @@ selection: {{budget: 10}}
 train: {{n_functions: 8, maxiter: 15, test_fraction: 0.0}}
 convergence: {{target_share: 0.0, n_candidates: 4}}
 cluster: {{n_workers: 1}}
+properties: {{teacher: false}}  # the potential's only: the teacher (SevenNet) would take minutes per campaign
 """
 # γ-driven MD from iteration 1 on: a generate stage that takes a while, and candidates that depend on the fit
 EXPLORE = "explore: {temperature: 1500, steps: 300, sample_interval: 50, max_candidates: 3}\n"

@@ -58,6 +58,7 @@ cluster:
   interface: lo
   minimum_workers: 1
   maximum_workers: 1
+properties: {teacher: false}
 """
 
 

@@ -49,6 +49,7 @@ selection: {budget: 10}
 train: {n_functions: 8, maxiter: 15, test_fraction: 0.0}
 convergence: {target_share: 0.0, n_candidates: 4}
 cluster: {n_workers: 1}
+properties: {teacher: false}
 """
 
 

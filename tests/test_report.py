@@ -119,7 +119,7 @@ def test_every_figure_loads_in_a_browser_and_the_numbers_match_status(report, ca
     assert dom.keys["dft_fraction_by_atoms"] == f"{status['dft_fraction_by_atoms']:.2%}"
     assert 0 < status["dft_fraction_by_atoms"] < 1 and set(status["labels"]) == {"dft", "umlip"}
     assert dom.sections == ["State", "Iterations and the DFT ledger", "Uncertainty U and the true force error",
-                            "ACE training and test errors", "Extrapolation grade γ of fresh candidates",
+                            "ACE training and test errors", "What the potentials predict", "Extrapolation grade γ of fresh candidates",
                             "Current potential against the DFT labels", "Warnings and errors"]
     # the published W ACE against its own training labels: a few meV/atom and ~0.1-0.2 eV/Å
     assert float(dom.keys["parity.energy_rmse"]) < 30 and float(dom.keys["parity.force_rmse"]) < 0.5
@@ -186,6 +186,7 @@ def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
     with sqlite3.connect(old) as con:  # as written by an alloop of schema version 1
         con.execute("DROP TABLE controller_lock")
         con.execute("DROP TABLE sweep_fit")
+        con.execute("DROP TABLE property_result")
         con.execute("ALTER TABLE configuration DROP COLUMN source_json")
         con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")
         con.execute("PRAGMA user_version = 1")

@@ -50,6 +50,7 @@ selection: {budget: 5}
 train: {n_functions: 8, maxiter: 5, test_fraction: 0.0}
 convergence: {target_share: 0.0, n_candidates: 2}
 cluster: {n_workers: 1}
+properties: {properties: [lattice], teacher: false}  # reads the reference table the wheel ships
 """
 
 
@@ -135,3 +136,6 @@ def test_validate_and_a_small_campaign_run_from_the_wheel(venv: Path, tmp_path: 
     status = json.loads(_run([alloop, "status", "campaign.yaml", "--json"], tmp_path).stdout)
     assert status["stage"] == "done" and Path(status["potential"]["path"]).is_file()
     assert status["labels"]["umlip"] >= 1
+    # the potential's properties were computed from the wheel's own reference table (package data)
+    properties = _run([alloop, "properties", "campaign.yaml", "--json"], tmp_path).stdout
+    assert json.loads(properties)["result"]["property_set"] == ["lattice"]

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 
 from alloop import __version__
 
-COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "sweep", "report", "generate", "env")
+COMMANDS = ("run", "validate", "status", "score", "weights", "evaluate", "sweep", "report", "generate", "env", "properties")
 
 
 def build_parser() -> argparse.ArgumentParser:

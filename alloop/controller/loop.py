@@ -474,6 +474,33 @@ class Controller:
         self._check_stop()
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
+        self._properties(idx, res["potential"])
+
+    def _properties(self, idx: int, potential: str) -> None:
+        """What the new potential predicts and, once per campaign, the teacher (the label member, on the ensemble's
+        workers), into the property table. A property run that fails is logged; it never stops the campaign."""
+        from alloop.properties.settings import fingerprint
+
+        s = self.c.properties
+        if not s.enabled:
+            return
+        fp = fingerprint(s)
+        jobs = [("potential", idx, potential, potential, self.client)]
+        if s.teacher:
+            jobs.append(("teacher", None, self.energy_member, self.ensemble.member(self.energy_member), self.ensemble_client))
+        for subject, it, name, target, client in jobs:
+            if self.store.property_result(self.cid, subject, name, fp) is not None:
+                continue
+            fut = client.submit(tasks.properties_task, target, list(self.c.elements), s, pure=False, key=f"properties-{subject}-{idx}-{time.time_ns()}")
+            try:
+                result = _only_result([fut], self._stop, f"properties of the {subject}", self._deaths)
+            except StopRequested:
+                raise
+            except Exception as exc:
+                log.warning("iteration %d: properties of the %s %s not computed (%s: %s)", idx, subject, name, type(exc).__name__, exc)
+                continue
+            self.store.save_property_result(self.cid, subject, it, name, fp, result)
+            log.info("iteration %d: properties of the %s %s in %.0f s", idx, subject, name, result["seconds"])
 
     def _energy_reference(self, idx: int, rows: Sequence[Any]) -> Any:
         """The DFT→uMLIP energy reference: fitted once from DFT-labelled configurations that the energy member

@@ -106,3 +106,13 @@ def reference_task(settings: Any, energy_member: str, atoms_jsons: list[str], so
 
     return training_reference(settings, energy_member, [atoms_from_json(a) for a in atoms_jsons], sources, energies,
                               e_member, u, u_c, elements, dft_backend, replay)
+
+
+def properties_task(target: Any, elements: list[str], settings: Any) -> dict[str, Any]:
+    """What an ACE potential (a path) or an ensemble member (a MemberSpec: the teacher) predicts, as a
+    PropertyResult dict: alloop.properties.compute_properties."""
+    from alloop.properties import compute_properties, load_model
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    model = load_model(potential=target) if isinstance(target, str) else load_model(member=target)
+    return compute_properties(model, elements, settings).model_dump(mode="json")

@@ -19,6 +19,7 @@ from alloop.atomic import write_text_atomic
 from alloop.errors import AlloopError
 from alloop.report import data, plots
 from alloop.report.html import Page, fmt, table
+from alloop.report.properties import properties_section
 from alloop.report.summary import summarize
 from alloop.state import Store
 from alloop.state.db import latest_version
@@ -45,6 +46,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         parity = _parity_subset(tables.dft)
         parity["atoms_json"] = parity["id"].map(store.geometries(parity["id"].tolist()))
         sweep = _sweep_rows(store, camp["id"])
+        properties = store.property_results(camp["id"])
         schema = store.schema_version
     finally:
         store.close()
@@ -61,6 +63,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         ("Iterations and the DFT ledger", lambda: _iterations_section(page, tables, out)),
         ("Uncertainty U and the true force error", lambda: _uncertainty_section(page, tables, out)),
         ("ACE training and test errors", lambda: _potential_section(page, tables, out)),
+        ("What the potentials predict", lambda: properties_section(page, properties, out)),
         ("Extrapolation grade γ of fresh candidates", lambda: _gamma_section(page, tables, config, out)),
         ("Current potential against the DFT labels", lambda: _parity_section(page, tables, parity, out)),
     ]

@@ -578,6 +578,41 @@ class Store:
             rows = c.execute(text("SELECT metrics_json FROM sweep_fit WHERE campaign_id=:c ORDER BY id"), {"c": cid}).scalars().all()
         return [json.loads(r) for r in rows]
 
+    # ---------------------------------------------------------------- properties (alloop.properties)
+    def property_result(self, cid: int, subject: str, model: str, fingerprint: str) -> dict[str, Any] | None:
+        """The stored PropertyResult (as a dict) of a potential or the teacher under these settings, if any."""
+        with self._tx() as c:
+            row = c.execute(
+                text("SELECT result_json FROM property_result WHERE campaign_id=:c AND subject=:s AND model=:m AND fingerprint=:f"),
+                {"c": cid, "s": subject, "m": model, "f": fingerprint},
+            ).first()
+        return None if row is None else json.loads(row[0])
+
+    def save_property_result(self, cid: int, subject: str, iteration_idx: int | None, model: str, fingerprint: str,
+                             result: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute(
+                text(
+                    "INSERT OR REPLACE INTO property_result (campaign_id, subject, iteration_idx, model, fingerprint, result_json, "
+                    "seconds, created_at) VALUES (:c, :s, :i, :m, :f, :r, :sec, :t)"
+                ),
+                {"c": cid, "s": subject, "i": iteration_idx, "m": model, "f": fingerprint, "r": json.dumps(result),
+                 "sec": float(result.get("seconds", 0.0)), "t": time.time()},
+            )
+            what = f"potential of iteration {iteration_idx}" if subject == "potential" else f"teacher {model}"
+            self._event(c, cid, iteration_idx, "info", "properties", f"properties of the {what} ({result.get('seconds', 0):.0f} s)")
+
+    def property_results(self, cid: int) -> list[dict[str, Any]]:
+        """Every stored property row, oldest first: subject, iteration_idx, model, fingerprint, result (a dict)."""
+        if self.schema_version < 6:  # read without migrating: no property table yet
+            return []
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text("SELECT subject, iteration_idx, model, fingerprint, result_json, created_at FROM property_result "
+                     "WHERE campaign_id=:c ORDER BY id"), {"c": cid}).mappings().all()
+        return [{**{k: r[k] for k in ("subject", "iteration_idx", "model", "fingerprint", "created_at")},
+                 "result": json.loads(r["result_json"])} for r in rows]
+
     # ---------------------------------------------------------------- events and summaries
     def log_event(self, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         with self._tx() as c:
