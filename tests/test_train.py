@@ -56,9 +56,10 @@ def distorted(npz) -> Atoms:
 
 
 # ---------------------------------------------------------------------------------------------- settings
-def test_default_settings_are_the_papers_methods():
-    s = FitSettings()
+def test_the_paper_recipe_is_the_papers_methods():
+    s = FitSettings(recipe="paper")
     assert (s.n_functions, s.cutoff, s.kappa, s.optimizer, s.maxiter) == (72, 5.0, 0.01, "BFGS", 2000)
+    assert not (s.energy_weighting or s.repulsion or s.regularization) and s.reference_energy == "none"
     assert s.radial_basis == "SBessel" and s.evaluator == "tensorpot" and s.committee == 1
     # φ, φ^1/2, φ^1/8, φ^1/4, φ^3/8, φ^3/4, φ^7/8, φ^2
     assert s.fs_parameters[1::2] == [1, 0.5, 0.125, 0.25, 0.375, 0.75, 0.875, 2] and s.ndensity == 8
@@ -72,6 +73,20 @@ def test_default_settings_are_the_papers_methods():
     assert config["fit"] == {"loss": {"kappa": 0.01}, "optimizer": "BFGS", "maxiter": 2000}
     assert config["backend"]["evaluator"] == "tensorpot"
     assert config["data"] == {"filename": "../train.pckl.gzip", "test_filename": "../test.pckl.gzip"}
+
+
+def test_the_default_recipe_carries_pacemakers_safeguards():
+    s = FitSettings(maxiter=100)
+    assert s.recipe == "safeguarded" and s.kappa == 0.3 and FitSettings(recipe="paper", kappa=0.1).kappa == 0.1
+    config = render_input(s, ["W"], "train.pckl.gzip", None, r_in=1.62, reference_energy={"W": -12.9})
+    fit = config["fit"]
+    assert fit["loss"] == {"kappa": 0.3, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8, "w0_rad": 1e-8, "w1_rad": 1e-8, "w2_rad": 1e-8}
+    assert fit["weighting"]["type"] == "EnergyBasedWeightingPolicy" and (fit["weighting"]["DElow"], fit["weighting"]["wlow"]) == (1.0, 0.75)
+    bonds = config["potential"]["bonds"]["ALL"]
+    assert (bonds["inner_cutoff_type"], bonds["r_in"]) == ("zbl", 1.62)
+    assert config["data"]["reference_energy"] == {"W": -12.9}
+    warm = render_input(s.model_copy(update={"warm_maxiter": 30}), ["W"], "train.pckl.gzip", None, initial_potential="/prev/p.yaml")
+    assert warm["potential"] == "/prev/p.yaml" and warm["fit"]["maxiter"] == 30
 
 
 def test_default_basis_is_the_published_w_basis(shared_data):
@@ -88,7 +103,7 @@ def test_default_basis_is_the_published_w_basis(shared_data):
 
 
 def test_extra_is_merged_into_the_pacemaker_input_and_unknown_settings_are_refused():
-    s = FitSettings(extra={"fit": {"loss": {"L2_coeffs": 1e-8}, "fit_cycles": 2}}, test_fraction=0)
+    s = FitSettings(recipe="paper", extra={"fit": {"loss": {"L2_coeffs": 1e-8}, "fit_cycles": 2}}, test_fraction=0)
     config = render_input(s, ["W", "Mo"], "train.pckl.gzip", None)
     assert config["fit"]["loss"] == {"kappa": 0.01, "L2_coeffs": 1e-8} and config["fit"]["fit_cycles"] == 2
     assert config["potential"]["elements"] == ["Mo", "W"]
@@ -207,6 +222,45 @@ def test_fit_writes_committee_active_set_and_metrics_then_reuses_them(w_npz, tmp
     # other data in the same workdir: refitted, not silently reused
     other = fit_ace(w_frame(w_npz, BULK_54 + SMALL[:-1]), settings, workdir, ["W"])
     assert not other.reused and other.n_structures == 17
+
+
+def test_a_fit_starts_from_the_previous_potential_of_the_same_basis_in_its_reference_frame(w_npz, tmp_path, fake_pacemaker):
+    settings = FitSettings(test_fraction=0, warm_maxiter=40)
+    first = fit_ace(w_frame(w_npz, BULK_54 + SMALL), settings, tmp_path / "iter_0", ["W"])
+    assert not first.metrics["warm_start"] and first.reference_energy["W"] < -12  # W's binding, about -12.9 eV/atom
+    cfg = lambda fit: yaml_load((fit.workdir / "member_0" / "input.yaml").read_text())  # noqa: E731
+    assert cfg(first)["data"]["reference_energy"] == first.reference_energy and isinstance(cfg(first)["potential"], dict)
+
+    frame = w_frame(w_npz, BULK_54 + SMALL + [100, 101])
+    second = fit_ace(frame, settings, tmp_path / "iter_1", ["W"], warm_from=first.workdir)
+    assert second.metrics["warm_start"] and second.reference_energy == first.reference_energy
+    assert cfg(second)["potential"] == str(first.potential_yaml) and cfg(second)["fit"]["maxiter"] == 40
+
+    cold = fit_ace(frame, settings.model_copy(update={"n_functions": 20}), tmp_path / "other", ["W"], warm_from=first.workdir)
+    assert not cold.metrics["warm_start"] and isinstance(cfg(cold)["potential"], dict)  # another basis: from scratch
+    off = fit_ace(frame, settings.model_copy(update={"warm_start": False}), tmp_path / "off", ["W"], warm_from=first.workdir)
+    assert not off.metrics["warm_start"]
+
+
+def test_structures_above_the_bounds_are_left_out_and_counted_short_range_ones_weighted_down(w_npz, tmp_path, fake_pacemaker):
+    frame = w_frame(w_npz, BULK_54 + SMALL)
+    frame["kind"] = ["bulk"] * len(frame)
+    frame.loc[0, "energy_corrected"] += 54 * 20.0  # 20 eV/atom above the rest
+    frame.at[1, "forces"] = np.asarray(frame.at[1, "forces"]) + 80.0  # 138 eV/Å atomic forces
+    frame.loc[2, "energy_corrected"] += 54 * 20.0
+    frame.loc[2, "kind"] = "dimer"  # probes the wall on purpose: kept, weighted down
+    result = fit_ace(frame, FitSettings(test_fraction=0), tmp_path / "fit", ["W"])
+    assert result.metrics["n_excluded"] == 2 and result.metrics["excluded"] == {"energy": 1, "force": 1}
+    train = pd.read_pickle(tmp_path / "fit" / "train.pckl.gzip", compression="gzip")
+    assert len(train) == 16 and sorted(set(train["w_factor"])) == [0.1, 1.0]
+    with pytest.raises(FitError, match="every one of the 2 structures lies above"):
+        fit_ace(frame.iloc[:2], FitSettings(test_fraction=0, max_energy_above_min=None, max_force=1e-9), tmp_path / "f2", ["W"])
+
+
+def yaml_load(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
 
 
 def test_interrupted_fit_is_cleaned_and_redone(w_npz, tmp_path, fake_pacemaker):

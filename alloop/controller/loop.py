@@ -465,9 +465,14 @@ class Controller:
         reference = self._energy_reference(idx, rows)
         is_dft = np.array([r.source == "dft" for r in rows], dtype=bool)
         frame = label_frame(structures, np.array([r.energy for r in rows]), [r.forces for r in rows], is_dft, reference)
+        frame["kind"] = [r.kind for r in rows]
         fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
-        log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)", idx, len(rows), sum(r.source == "dft" for r in rows), sum(r.source == "umlip" for r in rows))
-        fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), pure=False, key=f"fit-{idx}-{time.time_ns()}")
+        # the previous iteration's fit is the starting point (fit_ace decides whether its basis allows it)
+        previous = self.store.latest_potential(self.cid, before_idx=idx)
+        warm_from = None if previous is None else str(Path(previous["path"]).parents[1])
+        log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)%s", idx, len(rows), sum(r.source == "dft" for r in rows),
+                 sum(r.source == "umlip" for r in rows), "" if warm_from is None or not self.c.train.warm_start else f", starting from {previous['path']}")
+        fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), warm_from, pure=False, key=f"fit-{idx}-{time.time_ns()}")
         # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way on every
         # retry: the iteration stops with the reason rather than loop
         res = self._result(idx, "train", fut, "fit")
@@ -589,8 +594,12 @@ def _member_of(key: str, members: Sequence[str]) -> str:
 
 
 def _fmt_metrics(m: dict[str, Any]) -> str:
-    parts = [f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float)]
-    return ", ".join(parts[:6])
+    parts = [f"{k}={v:.4g}" for k, v in m.items() if isinstance(v, float) and k != "r_in"][:6]
+    if m.get("n_excluded"):
+        parts.append(f"{m['n_excluded']} structure(s) above the fit's bounds left out")
+    if m.get("warm_start"):
+        parts.append("warm start")
+    return ", ".join(parts)
 
 
 # how long a wait without any finished task goes before the local cluster is checked for lost workers

@@ -56,11 +56,11 @@ def dft_task(dft_settings: Any, atoms_json: str, workdir: str) -> dict[str, Any]
     }
 
 
-def fit_task(frame: Any, settings: Any, workdir: str, elements: list[str]) -> dict[str, Any]:
+def fit_task(frame: Any, settings: Any, workdir: str, elements: list[str], warm_from: str | None = None) -> dict[str, Any]:
     from alloop.train import fit_ace
 
     with exclusive_dir(workdir):
-        res = fit_ace(frame, settings, Path(workdir), elements)
+        res = fit_ace(frame, settings, Path(workdir), elements, None if warm_from is None else Path(warm_from))
     return {"potential": str(res.potential_yaml), "active_set": str(res.active_set), "metrics": dict(res.metrics)}
 
 

@@ -216,7 +216,8 @@ def _potential_section(page: Page, t: data.CampaignTables, out: Path) -> list[Pa
         return []
     heads = {"iteration": "iteration", "n_train": "training configurations", "energy_rmse_train": "energy RMSE train",
              "energy_rmse_test": "energy RMSE test", "force_rmse_train": "force RMSE train", "force_rmse_test": "force RMSE test",
-             "n_functions": "basis functions", "n_iterations": "fit iterations"}
+             "n_functions": "basis functions", "n_iterations": "fit iterations",
+             "n_excluded": "left out (above the fit's bounds)"}
     page.html(table(p, headers=[heads.get(str(c), str(c)) for c in p.columns]))
     page.text("Energies in meV/atom, forces in eV/Å per component, from pacemaker's own train/test split of each iteration's fit.")
     its = p["iteration"].tolist()

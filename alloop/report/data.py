@@ -148,7 +148,7 @@ def potential_table(t: CampaignTables) -> pd.DataFrame:
     if p.empty:
         return pd.DataFrame()
     metrics = pd.DataFrame([json.loads(m) for m in p["metrics_json"]])
-    keep = [k for k in ("energy_rmse_train", "energy_rmse_test", "force_rmse_train", "force_rmse_test", "n_functions", "n_iterations") if k in metrics]
+    keep = [k for k in ("energy_rmse_train", "energy_rmse_test", "force_rmse_train", "force_rmse_test", "n_functions", "n_iterations", "n_excluded") if k in metrics]
     out = pd.concat([p[["iteration_idx", "n_train"]].reset_index(drop=True), metrics[keep].apply(pd.to_numeric, errors="coerce")], axis=1)
     return out.rename(columns={"iteration_idx": "iteration"})
 

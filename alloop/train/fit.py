@@ -76,6 +76,8 @@ class FitResult:
     committee: tuple[Path, ...]
     member_metrics: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     reused: bool = False
+    reference_energy: dict[str, float] | None = None  # eV/atom per element, taken off before fitting
+    basis_signature: str | None = None  # which basis the potential has: a warm start needs the same one
 
     def _to_json(self, fingerprint: str) -> dict[str, Any]:
         rel = lambda p: str(Path(p).relative_to(self.workdir))  # noqa: E731 - the workdir may be moved later
@@ -89,6 +91,8 @@ class FitResult:
             "member_metrics": list(self.member_metrics),
             "n_structures": self.n_structures,
             "wall_time_s": self.wall_time_s,
+            "reference_energy": self.reference_energy,
+            "basis_signature": self.basis_signature,
         }
 
     @classmethod
@@ -103,12 +107,20 @@ class FitResult:
             committee=tuple(workdir / p for p in d["committee"]),
             member_metrics=tuple(d.get("member_metrics", ())),
             reused=True,
+            reference_energy=d.get("reference_energy"),
+            basis_signature=d.get("basis_signature"),
         )
 
 
-def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: list[str]) -> FitResult:
+def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: list[str],
+            warm_from: Path | None = None) -> FitResult:
     """Fit `settings.committee` ACE potentials on `data` (columns ase_atoms, forces, energy_corrected,
-    optional energy and weight) and build member 0's active set.
+    optional energy, weight and kind) and build member 0's active set.
+
+    `warm_from`, the work directory of an earlier completed fit (the previous iteration's), gives the
+    starting coefficients and the per-element reference energies when `settings.warm_start` holds and its
+    basis is this one; otherwise the fit starts from random coefficients. Structures above the recipe's
+    bounds are left out and counted in the metrics (n_excluded).
 
     Returns the stored result without refitting when `workdir` already holds a completed fit of the same
     data and settings. Raises FitError for unusable data or a failed fit; fit_done.json then stays absent.
@@ -116,7 +128,15 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
     workdir = Path(workdir).resolve()
     elements = sorted(set(elements))
     frame = training_frame(data, elements)
-    fingerprint = fit_fingerprint(frame, settings, elements)
+    warm = _warm_start(warm_from, settings, elements)
+    frame, excluded = _apply_bounds(frame, settings, elements, None if warm is None else warm.reference_energy)
+    reference = _reference_energy(frame, settings, elements, warm)
+    if reference is not None:
+        # pacemaker takes the reference off `energy` itself and keeps it in the potential's metadata
+        frame["energy"] = frame["energy_corrected"]
+        frame["energy_corrected"] = frame["energy"] - _composition(frame, elements) @ np.array([reference[el] for el in elements])
+    r_in = _core_radius(frame, elements) if settings.repulsion else None
+    fingerprint = fit_fingerprint(frame, settings, elements, warm)
     workdir.mkdir(parents=True, exist_ok=True)
     with _locked(workdir):
         done = _completed(workdir, fingerprint)
@@ -137,13 +157,18 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
         for k in range(settings.committee):
             mdir = workdir / f"member_{k}"
             mdir.mkdir()
-            config = render_input(settings, elements, f"../{TRAIN_FILE}", f"../{TEST_FILE}" if n_test else None, member=k)
+            initial = None if warm is None or k >= len(warm.committee) else warm.committee[k]
+            config = render_input(settings, elements, f"../{TRAIN_FILE}", f"../{TEST_FILE}" if n_test else None, member=k,
+                                  r_in=r_in, reference_energy=reference, initial_potential=initial)
             (mdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
             _run_surviving_signals([exe, "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s, f"member {k}: pacemaker")
-            members.append(_checked_potential(mdir, settings.maxiter))
-            member_metrics.append(_member_metrics(mdir, settings))
+            members.append(_checked_potential(mdir, int(config["fit"]["maxiter"])))
+            member_metrics.append(_member_metrics(mdir, int(config["fit"]["maxiter"])))
         active_set = _build_active_set(members[0], workdir, settings.timeout_s)
-        metrics = dict(member_metrics[0], n_structures=len(frame), n_train=len(frame) - n_test, n_test=n_test)
+        metrics = dict(member_metrics[0], n_structures=len(frame), n_train=len(frame) - n_test, n_test=n_test,
+                       n_excluded=sum(excluded.values()), excluded=excluded, warm_start=warm is not None,
+                       r_in=None if r_in is None else round(r_in, 4),
+                       reference_energy=None if reference is None else {k: round(v, 6) for k, v in reference.items()})
         result = FitResult(
             workdir=workdir,
             potential_yaml=members[0],
@@ -153,6 +178,8 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
             wall_time_s=round(time.time() - t0, 2),
             committee=tuple(members),
             member_metrics=tuple(member_metrics),
+            reference_energy=reference,
+            basis_signature=basis_signature(settings, elements),
         )
         _fsync([workdir / TRAIN_FILE, active_set, *members])
         _write_json_atomic(workdir / DONE_FILE, result._to_json(fingerprint))
@@ -214,6 +241,8 @@ def training_frame(data: pd.DataFrame, elements: list[str]) -> pd.DataFrame:
             "energy_corrected": energies,
         }
     )
+    if "kind" in data.columns:
+        frame["kind"] = data["kind"].astype(str).to_numpy()
     if "weight" in data.columns:
         w = data["weight"].astype(float).to_numpy()
         if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
@@ -222,10 +251,115 @@ def training_frame(data: pd.DataFrame, elements: list[str]) -> pd.DataFrame:
     return frame
 
 
-def fit_fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str]) -> str:
+# Kinds that probe the repulsive wall on purpose: weighted down, never left out by the recipe's bounds.
+SHORT_RANGE_KINDS = frozenset({"dimer", "trimer"})
+# Where the ZBL core may start, as a share of the sum of the pair's covalent radii (W-W: 0.55 x 3.24 = 1.78 Å,
+# against 2.74 Å between bcc neighbours): below every distance a bulk, defect or MD configuration reaches, so
+# the core never replaces what the data describe (a core at the training set's shortest distance, pacemaker's
+# `repulsion: auto`, put ZBL at 2.09 Å and gave 8-11 eV/Å errors on test cells with 2.06 Å pairs).
+CORE_RADIUS_SHARE = 0.55
+
+
+def basis_signature(settings: FitSettings, elements: list[str]) -> str:
+    """What fixes the shape of the basis: two fits with the same signature can warm-start one from the other."""
+    keys = ("n_functions", "nradmax_by_orders", "lmax_by_orders", "cutoff", "radial_basis", "radial_parameters", "npot",
+            "fs_parameters", "repulsion")
+    spec = {k: getattr(settings, k) for k in keys} | {"elements": sorted(elements), "extra": settings.extra.get("potential")}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _warm_start(warm_from: Path | None, settings: FitSettings, elements: list[str]) -> FitResult | None:
+    if warm_from is None or not settings.warm_start:
+        return None
+    prev = load_fit(Path(warm_from))
+    if prev is None:
+        log.info("no completed fit in %s to start from: fitting from random coefficients", warm_from)
+        return None
+    if prev.basis_signature != basis_signature(settings, elements):
+        log.info("the fit in %s has another basis: fitting from random coefficients", warm_from)
+        return None
+    return prev
+
+
+def _composition(frame: pd.DataFrame, elements: list[str]) -> np.ndarray:
+    index = {el: i for i, el in enumerate(elements)}
+    counts = np.zeros((len(frame), len(elements)))
+    for row, atoms in enumerate(frame["ase_atoms"]):
+        for z in atoms.get_chemical_symbols():
+            counts[row, index[z]] += 1
+    return counts
+
+
+def _least_squares_reference(frame: pd.DataFrame, elements: list[str]) -> dict[str, float]:
+    """Per-element energies that best explain the totals (pacemaker's reference_energy: auto, without its shift)."""
+    counts = _composition(frame, elements)
+    mu = np.linalg.pinv(counts, rcond=1e-10) @ frame["energy_corrected"].to_numpy(float)
+    return {el: float(m) for el, m in zip(elements, mu)}
+
+
+def _apply_bounds(frame: pd.DataFrame, settings: FitSettings, elements: list[str],
+                  reference: dict[str, float] | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The frame without the structures above the recipe's bounds (energy per atom above the lowest one, the
+    per-element reference taken off; largest atomic force), and how many each bound left out. Short-range kinds
+    stay in, with their weight times settings.short_range_weight."""
+    frame = frame.copy()
+    short = frame["kind"].isin(SHORT_RANGE_KINDS).to_numpy() if "kind" in frame.columns else np.zeros(len(frame), bool)
+    if short.any():
+        w = frame["w_factor"].to_numpy(float) if "w_factor" in frame.columns else np.ones(len(frame))
+        frame["w_factor"] = np.where(short, w * settings.short_range_weight, w)
+    mu = reference or _least_squares_reference(frame, elements)
+    n_atoms = frame["ase_atoms"].map(len).to_numpy(float)
+    e_atom = (frame["energy_corrected"].to_numpy(float) - _composition(frame, elements) @ np.array([mu[el] for el in elements])) / n_atoms
+    above = e_atom - e_atom[~short].min() if (~short).any() else np.zeros(len(frame))
+    fmax = frame["forces"].map(lambda f: float(np.max(np.linalg.norm(f, axis=1))) if len(f) else 0.0).to_numpy()
+    too_high = (above > settings.max_energy_above_min) if settings.max_energy_above_min is not None else np.zeros(len(frame), bool)
+    too_hard = (fmax > settings.max_force) if settings.max_force is not None else np.zeros(len(frame), bool)
+    drop = (too_high | too_hard) & ~short
+    excluded = {"energy": int(np.sum(too_high & ~short)), "force": int(np.sum(too_hard & ~too_high & ~short))}
+    if drop.any():
+        log.warning("leaving %d of %d structures out of the fit: %d more than %s eV/atom above the lowest, %d with a "
+                    "force above %s eV/Å", int(drop.sum()), len(frame), excluded["energy"], settings.max_energy_above_min,
+                    excluded["force"], settings.max_force)
+    if drop.all():
+        raise FitError(f"every one of the {len(frame)} structures lies above the fit's bounds (max_energy_above_min="
+                       f"{settings.max_energy_above_min} eV/atom, max_force={settings.max_force} eV/Å): nothing to fit")
+    return frame[~drop].reset_index(drop=True), excluded
+
+
+def _reference_energy(frame: pd.DataFrame, settings: FitSettings, elements: list[str],
+                      warm: FitResult | None) -> dict[str, float] | None:
+    """The per-element energies taken off before fitting: the warm start's (a potential fits on in the frame it
+    learnt), else least squares over this frame; None for absolute energies."""
+    if settings.reference_energy == "none":
+        return None
+    if warm is not None and warm.reference_energy:
+        return dict(warm.reference_energy)
+    return _least_squares_reference(frame, elements)
+
+
+def _core_radius(frame: pd.DataFrame, elements: list[str]) -> float:
+    """Where the ZBL core takes over: the shortest training distance, at most CORE_RADIUS_SHARE of the smallest
+    sum of covalent radii among the elements."""
+    from ase.data import atomic_numbers, covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    radii = [float(covalent_radii[atomic_numbers[el]]) for el in elements]
+    cap = CORE_RADIUS_SHARE * 2 * min(radii)
+    shortest = cap
+    for atoms in frame["ase_atoms"]:
+        d = neighbor_list("d", atoms, cap)
+        if len(d):
+            shortest = min(shortest, float(d.min()))
+    return shortest
+
+
+def fit_fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str], warm: FitResult | None = None) -> str:
     h = hashlib.sha256()
     h.update(settings.model_dump_json().encode())
     h.update(json.dumps(elements).encode())
+    if warm is not None:  # the same data fitted on from another potential is another fit
+        for p in warm.committee:
+            h.update(hashlib.sha256(Path(p).read_bytes()).digest())
     weights = frame["w_factor"] if "w_factor" in frame.columns else [1.0] * len(frame)
     for atoms, forces, e, w in zip(frame["ase_atoms"], frame["forces"], frame["energy_corrected"], weights):
         h.update(config_hash(atoms).encode())
@@ -413,7 +547,7 @@ def _build_active_set(potential: Path, workdir: Path, timeout_s: float | None) -
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def _member_metrics(mdir: Path, settings: FitSettings) -> dict[str, Any]:
+def _member_metrics(mdir: Path, maxiter: int) -> dict[str, Any]:
     text = (mdir / "log.txt").read_text(errors="replace")
     nf = _NFUNC_RE.findall(text)
     out: dict[str, Any] = {}
@@ -425,7 +559,7 @@ def _member_metrics(mdir: Path, settings: FitSettings) -> dict[str, Any]:
         n_functions=int(nf[-1][0]) if nf else None,
         n_parameters=int(nf[-1][1]) if nf else None,
         n_iterations=_iterations(text),
-        maxiter=settings.maxiter,
+        maxiter=maxiter,
         optimizer_message=_optimizer_message(text),
     )
     return out

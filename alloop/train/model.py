@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,17 +107,38 @@ def _calculator(pot: str, _stamp: tuple[int, int]) -> Any:
     return PyACECalculator(pot)
 
 
+@functools.lru_cache(maxsize=8)
+def _reference(pot: str, _stamp: tuple[int, int]) -> dict[str, float]:
+    from pyace import BBasisConfiguration
+
+    raw = dict(BBasisConfiguration(pot).metadata).get("reference_energy")
+    if not raw:
+        return {}
+    ref = json.loads(raw)
+    return {str(k): float(v) for k, v in ref.items()}
+
+
+def reference_energies(potential: str | Path) -> dict[str, float]:
+    """The per-element energies (eV/atom; pacemaker adds 'shift' per atom back) the potential was fitted without,
+    from the metadata pacemaker writes; {} for a potential of absolute energies."""
+    p = _existing(potential, "ACE potential")
+    return _reference(str(p), _stamp(p))
+
+
 def predict(potential: str | Path, structures: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Total energies (eV) and forces (eV/Å) of `structures` with an ACE potential."""
+    """Total energies (eV) and forces (eV/Å) of `structures` with an ACE potential; a potential fitted
+    without per-element reference energies gets them back, so energies compare with their labels."""
     model = load_ace(potential)
     check_structures(model, structures)
     calc = _calculator(str(model.potential), _stamp(model.potential))
+    ref = reference_energies(model.potential)
+    shift = ref.get("shift", 0.0)
     energies = np.empty(len(structures))
     forces = []
     for i, atoms in enumerate(structures):
         a = atoms.copy()  # never replace the caller's calculator (it may hold reference labels)
         a.calc = calc
-        energies[i] = a.get_potential_energy()
+        energies[i] = a.get_potential_energy() + sum(ref.get(z, 0.0) - shift for z in a.get_chemical_symbols())
         forces.append(np.array(a.get_forces(), dtype=np.float64))
     return energies, forces
 

@@ -29,13 +29,67 @@ BASIS_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Two recipes: the keys each sets unless the campaign sets them too. "safeguarded" is pacemaker's documented
+# practice for a small, growing active-learning set (its `pacemaker -t` template: κ 0.3, L1/L2 and radial
+# smoothness 1e-8, EnergyBasedWeightingPolicy with DElow 1, DE 1, DF 1, wlow 0.75) plus a ZBL core and
+# structures far above the lowest one left out. "paper" is Liu et al.'s fit of 1129 W structures (κ 0.01,
+# 2000 BFGS steps, no weighting, no core, absolute energies), which alloop sweep and the paper benchmarks use.
+RECIPES: dict[str, dict[str, Any]] = {
+    "safeguarded": {"kappa": 0.3, "energy_weighting": True, "regularization": 1e-8, "repulsion": True,
+                    "max_energy_above_min": 10.0, "max_force": 50.0, "reference_energy": "fit"},
+    "paper": {"kappa": 0.01, "energy_weighting": False, "regularization": 0.0, "repulsion": False,
+              "max_energy_above_min": None, "max_force": None, "reference_energy": "none"},
+}
+
+
 class FitSettings(BaseModel):
-    """How an ACE potential is fitted with pacemaker. Defaults are the paper's W settings."""
+    """How an ACE potential is fitted with pacemaker. The basis defaults are the paper's W basis; the fit's
+    safeguards come from `recipe`."""
 
     model_config = ConfigDict(extra="forbid")
 
     basis: Literal["paper-W", "paper-MoNbTaW"] | None = Field(
         None, description="a preset for n_functions, nradmax_by_orders and lmax_by_orders (fields given too override it)"
+    )
+    recipe: Literal["safeguarded", "paper"] = Field(
+        "safeguarded", description="a preset for kappa, energy_weighting, regularization, repulsion, max_energy_above_min, "
+        "max_force and reference_energy (fields given too override it): 'safeguarded' is pacemaker's practice for small "
+        "active-learning sets, 'paper' the published W fit (kappa 0.01, no weighting, no core, absolute energies)",
+    )
+    energy_weighting: bool = Field(
+        True, description="pacemaker's EnergyBasedWeightingPolicy: structures near the lowest energy per atom weigh most "
+        "(weight 1/(ΔE + 1 eV)^2; 75 % of the weight on those within 1 eV/atom)",
+    )
+    max_energy_above_min: float | None = Field(
+        10.0, gt=0, description="eV/atom: structures this far above the lowest one (per-element reference removed) are "
+        "left out of the fit and counted (pacemaker's DEup); short-range kinds (dimers, trimers) are weighted down instead",
+    )
+    max_force: float | None = Field(
+        50.0, gt=0, description="eV/Å: structures with a larger atomic force are left out of the fit and counted "
+        "(pacemaker's DFup); short-range kinds are weighted down instead",
+    )
+    short_range_weight: float = Field(
+        0.1, gt=0, le=1, description="weight factor of dimers and trimers, which probe the repulsive wall on purpose",
+    )
+    repulsion: bool = Field(
+        True, description="a ZBL core below r_in per element pair, so MD with the potential cannot collapse atoms: r_in is "
+        "the shortest training distance of that pair, at most 0.55 x the sum of the covalent radii (W-W: 1.78 Å), so "
+        "the core never reaches the distances the data describe",
+    )
+    regularization: float = Field(
+        1e-8, ge=0, description="L1 and L2 weight on the coefficients and on the radial functions' smoothness (w0-w2_rad)",
+    )
+    reference_energy: Literal["fit", "none"] = Field(
+        "fit", description="'fit': per-element energies fitted by least squares to the first fit's data are taken off "
+        "before fitting (pacemaker's reference_energy, kept in the potential's metadata and added back by alloop's "
+        "predictions), so the basis learns binding, not totals; 'none': absolute energies",
+    )
+    warm_start: bool = Field(
+        True, description="each iteration's fit starts from the previous iteration's potential when the basis is the "
+        "same (pacemaker's potential file); false: every fit starts from random coefficients",
+    )
+    warm_maxiter: int | None = Field(
+        None, ge=1, description="optimizer iterations of a warm-started fit (default: maxiter)",
     )
     n_functions: int = Field(
         72, ge=1, description="ACE basis functions per element (pacemaker's number_of_functions_per_element): "
@@ -48,7 +102,7 @@ class FitSettings(BaseModel):
         default_factory=lambda: [0, 4, 2, 0], min_length=1, description="maximum angular momentum per body order"
     )
     cutoff: float = Field(5.0, gt=0, description="Å")
-    kappa: float = Field(0.01, ge=0, le=1, description="relative force weight in the loss")
+    kappa: float = Field(0.3, ge=0, le=1, description="relative force weight in the loss (paper: 0.01)")
     optimizer: Literal["BFGS", "L-BFGS-B"] = "BFGS"
     maxiter: int = Field(2000, ge=1, description="optimizer iterations")
     radial_basis: Literal["SBessel", "ChebExpCos", "ChebPow"] = "SBessel"
@@ -69,8 +123,10 @@ class FitSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("basis") in BASIS_PRESETS:
-            return BASIS_PRESETS[data["basis"]] | data
+        if isinstance(data, dict):
+            data = RECIPES[data.get("recipe") if data.get("recipe") in RECIPES else "safeguarded"] | data
+            if data.get("basis") in BASIS_PRESETS:
+                data = BASIS_PRESETS[data["basis"]] | data
         return data
 
     @model_validator(mode="after")
@@ -109,8 +165,16 @@ def render_input(
     train_file: str | Path,
     test_file: str | Path | None,
     member: int = 0,
+    *,
+    r_in: float | None = None,
+    reference_energy: dict[str, float] | None = None,
+    initial_potential: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The pacemaker input for committee member `member`, as a dict ready for yaml.safe_dump."""
+    """The pacemaker input for committee member `member`, as a dict ready for yaml.safe_dump.
+
+    The data-dependent parts of the recipe come from the fit: `r_in` (Å) where the ZBL core takes over,
+    `reference_energy` (eV per atom of each element) taken off the energies, and `initial_potential`, a
+    potential of the same basis whose coefficients the fit starts from (a warm start)."""
     values = {
         "seed": settings.seed + member,
         "member": member,
@@ -136,7 +200,32 @@ def render_input(
     config = yaml.safe_load(text)
     if test_file is None:
         config["data"].pop("test_filename", None)
+    _add_safeguards(config, settings, r_in, reference_energy)
+    if initial_potential is not None:
+        # a potential file as the whole `potential` section: pacemaker fits on from its coefficients
+        config["potential"] = str(initial_potential)
+        config["fit"]["maxiter"] = settings.warm_maxiter or settings.maxiter
     return _deep_merge(config, settings.extra)
+
+
+def _add_safeguards(config: dict[str, Any], settings: FitSettings, r_in: float | None,
+                    reference_energy: dict[str, float] | None) -> None:
+    loss = config["fit"]["loss"]
+    if settings.regularization > 0:
+        for key in ("L1_coeffs", "L2_coeffs", "w0_rad", "w1_rad", "w2_rad"):
+            loss[key] = settings.regularization
+    if settings.energy_weighting:
+        # alloop leaves out (and counts) what lies above its own bounds, so pacemaker's are open
+        config["fit"]["weighting"] = {"type": "EnergyBasedWeightingPolicy", "DElow": 1.0, "DEup": 1.0e6, "DE": 1.0,
+                                      "DF": 1.0, "wlow": 0.75, "energy": "convex_hull", "reftype": "all",
+                                      "seed": settings.seed}
+    if settings.repulsion and r_in is not None:
+        # what pacemaker's `repulsion: auto` sets (pyace.generalfit.setup_zbl_inner_core_repulsion), at our r_in
+        config["potential"]["bonds"]["ALL"].update({"inner_cutoff_type": "zbl", "r_in": round(float(r_in), 4),
+                                                    "delta_in": 0.1, "core-repulsion": [1.0, 1.0]})
+        config["potential"]["embeddings"]["ALL"].update({"rho_core_cut": 1.0, "drho_core_cut": 1.0})
+    if reference_energy:
+        config["data"]["reference_energy"] = {el: float(v) for el, v in sorted(reference_energy.items())}
 
 
 def potential_section(settings: FitSettings, elements: list[str]) -> dict[str, Any]:
