@@ -226,18 +226,19 @@ def test_fit_writes_committee_active_set_and_metrics_then_reuses_them(w_npz, tmp
 
 def test_a_fit_starts_from_the_previous_potential_of_the_same_basis_in_its_reference_frame(w_npz, tmp_path, fake_pacemaker):
     settings = FitSettings(test_fraction=0, warm_maxiter=40)
-    first = fit_ace(w_frame(w_npz, BULK_54 + SMALL), settings, tmp_path / "iter_0", ["W"])
-    assert not first.metrics["warm_start"] and first.reference_energy["W"] < -12  # W's binding, about -12.9 eV/atom
+    first = fit_ace(w_frame(w_npz, BULK_54 + SMALL), settings, tmp_path / "iter_0", ["W"], isolated_energies={"W": -2.2})
+    assert not first.metrics["warm_start"] and first.reference_energy == {"W": -2.2}
     cfg = lambda fit: yaml_load((fit.workdir / "member_0" / "input.yaml").read_text())  # noqa: E731
     assert cfg(first)["data"]["reference_energy"] == first.reference_energy and isinstance(cfg(first)["potential"], dict)
 
     frame = w_frame(w_npz, BULK_54 + SMALL + [100, 101])
-    second = fit_ace(frame, settings, tmp_path / "iter_1", ["W"], warm_from=first.workdir)
+    second = fit_ace(frame, settings, tmp_path / "iter_1", ["W"], warm_from=first.workdir, isolated_energies={"W": -9.9})
     assert second.metrics["warm_start"] and second.reference_energy == first.reference_energy
     assert cfg(second)["potential"] == str(first.potential_yaml) and cfg(second)["fit"]["maxiter"] == 40
 
     cold = fit_ace(frame, settings.model_copy(update={"n_functions": 20}), tmp_path / "other", ["W"], warm_from=first.workdir)
     assert not cold.metrics["warm_start"] and isinstance(cfg(cold)["potential"], dict)  # another basis: from scratch
+    assert cold.reference_energy is None  # and no isolated atoms given: absolute energies
     off = fit_ace(frame, settings.model_copy(update={"warm_start": False}), tmp_path / "off", ["W"], warm_from=first.workdir)
     assert not off.metrics["warm_start"]
 

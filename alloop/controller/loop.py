@@ -472,7 +472,9 @@ class Controller:
         warm_from = None if previous is None else str(Path(previous["path"]).parents[1])
         log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)%s", idx, len(rows), sum(r.source == "dft" for r in rows),
                  sum(r.source == "umlip" for r in rows), "" if warm_from is None or not self.c.train.warm_start else f", starting from {previous['path']}")
-        fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), warm_from, pure=False, key=f"fit-{idx}-{time.time_ns()}")
+        isolated = self._isolated_energies(idx)
+        fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), warm_from, isolated,
+                                 pure=False, key=f"fit-{idx}-{time.time_ns()}")
         # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way on every
         # retry: the iteration stops with the reason rather than loop
         res = self._result(idx, "train", fut, "fit")
@@ -480,6 +482,24 @@ class Controller:
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
         self._properties(idx, res["potential"])
+
+    def _isolated_energies(self, idx: int) -> dict[str, float] | None:
+        """The energy member's isolated atoms, the fit's reference energies (train.reference_energy); None where the
+        member cannot compute them (a replayed one) or the recipe fits absolute energies."""
+        if self.c.train.reference_energy == "none":
+            return None
+        fut = self.ensemble_client.submit(tasks.isolated_atoms_task, self.ensemble.member(self.energy_member), list(self.c.elements),
+                                          pure=False, key=f"isolated-{idx}-{time.time_ns()}")
+        try:
+            energies = _only_result([fut], self._stop, "isolated-atom energies", self._deaths)
+        except StopRequested:
+            raise
+        except Exception as exc:
+            log.info("iteration %d: %s gives no isolated-atom energies (%s); the fit uses absolute energies", idx, self.energy_member, exc)
+            return None
+        log.info("iteration %d: reference energies of the fit, %s's isolated atoms: %s eV", idx, self.energy_member,
+                 {k: round(v, 4) for k, v in energies.items()})
+        return energies
 
     def _properties(self, idx: int, potential: str) -> None:
         """What the new potential predicts and, once per campaign, the teacher (the label member, on the ensemble's

@@ -56,11 +56,12 @@ def dft_task(dft_settings: Any, atoms_json: str, workdir: str) -> dict[str, Any]
     }
 
 
-def fit_task(frame: Any, settings: Any, workdir: str, elements: list[str], warm_from: str | None = None) -> dict[str, Any]:
+def fit_task(frame: Any, settings: Any, workdir: str, elements: list[str], warm_from: str | None = None,
+             isolated_energies: dict[str, float] | None = None) -> dict[str, Any]:
     from alloop.train import fit_ace
 
     with exclusive_dir(workdir):
-        res = fit_ace(frame, settings, Path(workdir), elements, None if warm_from is None else Path(warm_from))
+        res = fit_ace(frame, settings, Path(workdir), elements, None if warm_from is None else Path(warm_from), isolated_energies)
     return {"potential": str(res.potential_yaml), "active_set": str(res.active_set), "metrics": dict(res.metrics)}
 
 
@@ -106,6 +107,19 @@ def reference_task(settings: Any, energy_member: str, atoms_jsons: list[str], so
 
     return training_reference(settings, energy_member, [atoms_from_json(a) for a in atoms_jsons], sources, energies,
                               e_member, u, u_c, elements, dft_backend, replay)
+
+
+def isolated_atoms_task(member: Any, elements: list[str]) -> dict[str, float]:
+    """Each element's isolated atom (alone in a 20 Å box) as the label member sees it: the reference energies
+    of a fit (alloop.train.fit_ace). A member that only replays stored predictions raises."""
+    from ase import Atoms
+
+    from alloop.properties import load_model
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    model = load_model(member=member)
+    atoms = [Atoms(el, positions=[(10.0, 10.0, 10.0)], cell=[20.0, 20.0, 20.0], pbc=True) for el in elements]
+    return {el: float(e) for el, e in zip(elements, model.energies(atoms))}
 
 
 def properties_task(target: Any, elements: list[str], settings: Any) -> dict[str, Any]:

@@ -113,13 +113,15 @@ class FitResult:
 
 
 def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: list[str],
-            warm_from: Path | None = None) -> FitResult:
+            warm_from: Path | None = None, isolated_energies: dict[str, float] | None = None) -> FitResult:
     """Fit `settings.committee` ACE potentials on `data` (columns ase_atoms, forces, energy_corrected,
     optional energy, weight and kind) and build member 0's active set.
 
     `warm_from`, the work directory of an earlier completed fit (the previous iteration's), gives the
     starting coefficients and the per-element reference energies when `settings.warm_start` holds and its
-    basis is this one; otherwise the fit starts from random coefficients. Structures above the recipe's
+    basis is this one; otherwise the fit starts from random coefficients. `isolated_energies` (eV per
+    element, on the labels' scale) are the reference energies of settings.reference_energy = 'isolated'
+    (a warm start keeps its potential's). Structures above the recipe's
     bounds are left out and counted in the metrics (n_excluded).
 
     Returns the stored result without refitting when `workdir` already holds a completed fit of the same
@@ -130,7 +132,7 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
     frame = training_frame(data, elements)
     warm = _warm_start(warm_from, settings, elements)
     frame, excluded = _apply_bounds(frame, settings, elements, None if warm is None else warm.reference_energy)
-    reference = _reference_energy(frame, settings, elements, warm)
+    reference = _reference_energy(settings, elements, warm, isolated_energies)
     if reference is not None:
         # pacemaker takes the reference off `energy` itself and keeps it in the potential's metadata
         frame["energy"] = frame["energy_corrected"]
@@ -251,8 +253,9 @@ def training_frame(data: pd.DataFrame, elements: list[str]) -> pd.DataFrame:
     return frame
 
 
-# Kinds that probe the repulsive wall on purpose: weighted down, never left out by the recipe's bounds.
-SHORT_RANGE_KINDS = frozenset({"dimer", "trimer"})
+# Kinds that probe the repulsive wall on purpose (generate's dimers and compressed pairs, the genome's trimers):
+# weighted down, never left out by the recipe's bounds.
+SHORT_RANGE_KINDS = frozenset({"dimer", "trimer", "compressed"})
 # Where the ZBL core may start, as a share of the sum of the pair's covalent radii (W-W: 0.55 x 3.24 = 1.78 Å,
 # against 2.74 Å between bcc neighbours): below every distance a bulk, defect or MD configuration reaches, so
 # the core never replaces what the data describe (a core at the training set's shortest distance, pacemaker's
@@ -326,15 +329,18 @@ def _apply_bounds(frame: pd.DataFrame, settings: FitSettings, elements: list[str
     return frame[~drop].reset_index(drop=True), excluded
 
 
-def _reference_energy(frame: pd.DataFrame, settings: FitSettings, elements: list[str],
-                      warm: FitResult | None) -> dict[str, float] | None:
+def _reference_energy(settings: FitSettings, elements: list[str], warm: FitResult | None,
+                      isolated: dict[str, float] | None) -> dict[str, float] | None:
     """The per-element energies taken off before fitting: the warm start's (a potential fits on in the frame it
-    learnt), else least squares over this frame; None for absolute energies."""
+    learnt), else the isolated atoms'; None for absolute energies."""
     if settings.reference_energy == "none":
         return None
-    if warm is not None and warm.reference_energy:
-        return dict(warm.reference_energy)
-    return _least_squares_reference(frame, elements)
+    if warm is not None:
+        return None if warm.reference_energy is None else dict(warm.reference_energy)
+    if isolated is None or any(el not in isolated for el in elements):
+        log.info("no isolated-atom energies for %s: fitting absolute energies", elements)
+        return None
+    return {el: float(isolated[el]) for el in elements}
 
 
 def _core_radius(frame: pd.DataFrame, elements: list[str]) -> float:

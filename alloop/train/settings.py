@@ -36,7 +36,7 @@ BASIS_PRESETS: dict[str, dict[str, Any]] = {
 # 2000 BFGS steps, no weighting, no core, absolute energies), which alloop sweep and the paper benchmarks use.
 RECIPES: dict[str, dict[str, Any]] = {
     "safeguarded": {"kappa": 0.3, "energy_weighting": True, "regularization": 1e-8, "repulsion": True,
-                    "max_energy_above_min": 10.0, "max_force": 50.0, "reference_energy": "fit"},
+                    "max_energy_above_min": 10.0, "max_force": 50.0, "reference_energy": "isolated"},
     "paper": {"kappa": 0.01, "energy_weighting": False, "regularization": 0.0, "repulsion": False,
               "max_energy_above_min": None, "max_force": None, "reference_energy": "none"},
 }
@@ -62,14 +62,14 @@ class FitSettings(BaseModel):
     )
     max_energy_above_min: float | None = Field(
         10.0, gt=0, description="eV/atom: structures this far above the lowest one (per-element reference removed) are "
-        "left out of the fit and counted (pacemaker's DEup); short-range kinds (dimers, trimers) are weighted down instead",
+        "left out of the fit and counted (pacemaker's DEup); short-range kinds (dimers, trimers, compressed pairs) are weighted down instead",
     )
     max_force: float | None = Field(
         50.0, gt=0, description="eV/Å: structures with a larger atomic force are left out of the fit and counted "
         "(pacemaker's DFup); short-range kinds are weighted down instead",
     )
     short_range_weight: float = Field(
-        0.1, gt=0, le=1, description="weight factor of dimers and trimers, which probe the repulsive wall on purpose",
+        0.1, gt=0, le=1, description="weight factor of dimers, trimers and compressed pairs, which probe the repulsive wall on purpose",
     )
     repulsion: bool = Field(
         True, description="a ZBL core below r_in per element pair, so MD with the potential cannot collapse atoms: r_in is "
@@ -79,10 +79,11 @@ class FitSettings(BaseModel):
     regularization: float = Field(
         1e-8, ge=0, description="L1 and L2 weight on the coefficients and on the radial functions' smoothness (w0-w2_rad)",
     )
-    reference_energy: Literal["fit", "none"] = Field(
-        "fit", description="'fit': per-element energies fitted by least squares to the first fit's data are taken off "
+    reference_energy: Literal["isolated", "none"] = Field(
+        "isolated", description="'isolated': the label member's energy of each element's isolated atom is taken off "
         "before fitting (pacemaker's reference_energy, kept in the potential's metadata and added back by alloop's "
-        "predictions), so the basis learns binding, not totals; 'none': absolute energies",
+        "predictions), so the basis learns binding energies, which vanish where ACE's do, without neighbours; "
+        "'none' (or a label source that cannot compute an isolated atom): absolute energies",
     )
     warm_start: bool = Field(
         True, description="each iteration's fit starts from the previous iteration's potential when the basis is the "
