@@ -428,3 +428,19 @@ def test_real_fit_rerun_is_instant(real_fit):
     again = fit_ace(frame, settings, result.workdir, ["W"])
     assert again.reused and time.perf_counter() - t0 < 2.0
     assert os.path.getsize(again.potential_yaml) > 0
+
+
+def test_predictions_add_back_the_reference_energies_a_potential_was_fitted_without(paper_ace, tmp_path):
+    from pyace import BBasisConfiguration
+
+    from alloop.train.model import predict, reference_energies
+
+    pot, _, train, _ = paper_ace
+    conf = BBasisConfiguration(str(pot))
+    conf.metadata["reference_energy"] = json.dumps({"W": -2.0, "shift": 0.5})  # as pacemaker writes it
+    shifted = tmp_path / "shifted.yaml"
+    conf.save(str(shifted))
+    assert reference_energies(shifted) == {"W": -2.0, "shift": 0.5} and reference_energies(pot) == {}
+    (e0, f0), (e1, f1) = predict(pot, train[:2]), predict(shifted, train[:2])
+    np.testing.assert_allclose(e1 - e0, [-2.5 * len(a) for a in train[:2]])
+    np.testing.assert_allclose(f1[0], f0[0])

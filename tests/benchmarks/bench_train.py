@@ -95,7 +95,7 @@ def scaling(data: Path, grid: tuple[tuple[int, int], ...], maxiter: int, root: P
 
 def paper_w(data: Path, maxiter: int, root: Path) -> None:
     frame = w_frame(data, np.arange(N_GENERAL))
-    settings = FitSettings(maxiter=maxiter)  # the paper's defaults otherwise; test_fraction 0.1, seed 42
+    settings = FitSettings(recipe="paper", maxiter=maxiter)  # the paper's defaults otherwise; test_fraction 0.1, seed 42
     print(f"paper W recipe: {settings.n_functions} functions, BFGS, kappa {settings.kappa}, "
           f"configurations 0-{N_GENERAL - 1} ({int(frame['ase_atoms'].map(len).sum())} atoms), "
           f"{1 - settings.test_fraction:.0%}/{settings.test_fraction:.0%} split with seed {settings.seed}", flush=True)
