@@ -121,13 +121,23 @@ def test_a_database_written_before_the_renames_sees_no_change(stored, example):
     text = (STORED / f"{stored}.json").read_text()
     text = text.replace("@EXAMPLES@", str(EXAMPLES)).replace("@SHARED@", str((REPO.parent / "shared").resolve()))
     assert "timeout_s" in text or "partition" in text or "min_distance" in text
-    assert config_changes(text, load_campaign(EXAMPLES / example, check_ensemble=False)) == []
+    assert _beyond_the_recipes(config_changes(text, load_campaign(EXAMPLES / example, check_ensemble=False))) == []
+
+
+def _beyond_the_recipes(changes):
+    """The changes other than the fit recipes' (train.recipe moved κ's default to 0.3 and w-paper names `recipe:
+    paper` since these settings were stored): the guard is right to show those, and they never bind."""
+    from alloop.train.settings import RECIPES
+
+    recipe = {f"train.{k}" for k in RECIPES["paper"]} | {"train.recipe"}
+    assert all(not ch.binding for ch in changes if ch.field in recipe)
+    return [ch for ch in changes if ch.field not in recipe]
 
 
 def test_a_real_change_still_shows_through_the_renames(tmp_path):
     stored = json.loads((STORED / "w-quickstart_campaign.json").read_text().replace("@EXAMPLES@", str(EXAMPLES)))
     stored["labels"]["dft"]["gpaw"]["timeout_s"] = 600
-    changes = config_changes(json.dumps(stored), load_campaign(EXAMPLES / "w-quickstart" / "campaign.yaml"))
+    changes = _beyond_the_recipes(config_changes(json.dumps(stored), load_campaign(EXAMPLES / "w-quickstart" / "campaign.yaml")))
     assert [(ch.field, ch.old, ch.new, ch.binding) for ch in changes] == [("labels.dft.gpaw.walltime_s", 600, 1200.0, True)]
 
 
