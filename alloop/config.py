@@ -307,6 +307,8 @@ def _resolve_paths(c: Campaign, base: Path) -> Campaign:
     if c.generate.sources:
         sources = [s.model_copy(update={"path": rel(s.path)}) for s in c.generate.sources]
         updates["generate"] = c.generate.model_copy(update={"sources": sources})
+    if c.train.test_sets:
+        updates["train"] = c.train.model_copy(update={"test_sets": [t.model_copy(update={"path": rel(t.path)}) for t in c.train.test_sets]})
     if c.labels.dft.replay is not None:
         replay = c.labels.dft.replay.model_copy(update={"sources": [rel(p) for p in c.labels.dft.replay.sources]})
         updates["labels"] = c.labels.model_copy(update={"dft": c.labels.dft.model_copy(update={"replay": replay})})

@@ -135,7 +135,8 @@ def _beyond_the_recipes(changes):
 
 
 def test_a_real_change_still_shows_through_the_renames(tmp_path):
-    stored = json.loads((STORED / "w-quickstart_campaign.json").read_text().replace("@EXAMPLES@", str(EXAMPLES)))
+    stored = json.loads((STORED / "w-quickstart_campaign.json").read_text().replace("@EXAMPLES@", str(EXAMPLES))
+                        .replace("@SHARED@", str((REPO.parent / "shared").resolve())))
     stored["labels"]["dft"]["gpaw"]["timeout_s"] = 600
     changes = _beyond_the_recipes(config_changes(json.dumps(stored), load_campaign(EXAMPLES / "w-quickstart" / "campaign.yaml")))
     assert [(ch.field, ch.old, ch.new, ch.binding) for ch in changes] == [("labels.dft.gpaw.walltime_s", 600, 1200.0, True)]

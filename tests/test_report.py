@@ -125,6 +125,23 @@ def test_every_figure_loads_in_a_browser_and_the_numbers_match_status(report, ca
     assert float(dom.keys["parity.energy_rmse"]) < 30 and float(dom.keys["parity.force_rmse"]) < 0.5
 
 
+def test_the_learning_curve_on_the_external_test_set_in_status_and_report(campaign_db, report, capsys):
+    """Every potential's errors on train.test_sets with the DFT atoms so far: status --json, status and the report."""
+    status = collect(campaign_db)
+    curve = status["learning_curve"]
+    assert [row["iteration"] for row in curve] == [0, 1, 2]
+    assert [row["test_sets"]["paper-W-general"]["force_rmse"] for row in curve] == pytest.approx([0.5, 0.25, 0.5 / 3])
+    assert [row["n_excluded"] for row in curve] == [0, 1, 2]
+    dft = [row["dft_atoms"] for row in curve]
+    assert dft == sorted(dft) and dft[-1] > 0  # cumulative
+    assert main(["status", str(campaign_db)]) == 0
+    text = capsys.readouterr().out
+    assert "learning curve" in text and f"iteration 2: {curve[2]['n_train']} configurations, {dft[2]} DFT atoms" in text
+    assert "paper-W-general 0.167 / 13.3" in text
+    page = report.read_text()
+    assert "force RMSE paper-W-general" in page and "left out (above the fit" in page
+
+
 def test_a_screenshot_of_the_page(report, tmp_path):
     shot = tmp_path / "report.png"
     proc = subprocess.run(

@@ -64,6 +64,12 @@ def _text(s: dict[str, Any]) -> str:
         lines.append("  γ on fresh candidates (share above threshold, median, max):")
         for g in s["gamma"]:
             lines.append(f"    iteration {g['iteration']}: {g['share_above']:6.1%}  {g.get('median', float('nan')):7.2f}  {g.get('max', float('nan')):8.2f}  (n={g['n_candidates']}, γ>{g['threshold']:g})")
+    if any(row["test_sets"] for row in s.get("learning_curve", [])):
+        lines.append("  learning curve (force RMSE eV/Å, energy RMSE without the mean offset meV/atom):")
+        for row in s["learning_curve"]:
+            scored = [f"{name} {m['force_rmse']:.3f} / {m['energy_rmse_centered']:.1f}" for name, m in row["test_sets"].items() if "force_rmse" in m]
+            lines.append(f"    iteration {row['iteration']}: {row['n_train']} configurations, {row['dft_atoms']} DFT atoms; "
+                         f"train {row['force_rmse_train']} / {row['energy_rmse_train']}; " + ("; ".join(scored) or "not scored"))
     if s["potential"]:
         p = s["potential"]
         lines.append(f"  potential (iteration {p['iteration']}, {p['n_train']} configurations): {p['path']}")

@@ -479,9 +479,31 @@ class Controller:
         # retry: the iteration stops with the reason rather than loop
         res = self._result(idx, "train", fut, "fit")
         self._check_stop()
+        if self.c.train.test_sets:
+            res["metrics"]["test_sets"] = self._score_test_sets(idx, res["potential"])
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
         self._properties(idx, res["potential"])
+
+    def _score_test_sets(self, idx: int, potential: str) -> dict[str, Any]:
+        """The new potential on each external test set (train.test_sets); a set that cannot be scored is logged
+        and recorded with its reason, never the campaign's failure."""
+        fut = self.client.submit(tasks.test_sets_task, potential, list(self.c.train.test_sets), pure=False, key=f"test-sets-{idx}-{time.time_ns()}")
+        try:
+            scores: dict[str, Any] = _only_result([fut], self._stop, "test-set scoring", self._deaths)
+        except StopRequested:
+            raise
+        except Exception as exc:
+            log.warning("iteration %d: the test sets were not scored (%s: %s)", idx, type(exc).__name__, exc)
+            return {"error": str(exc)}
+        for name, m in scores.items():
+            if "error" in m:
+                log.warning("iteration %d: test set %s not scored: %s", idx, name, m["error"])
+            else:
+                log.info("iteration %d: on test set %s (%d structures) force RMSE %.3f eV/Å, energy RMSE %.1f meV/atom "
+                         "(%.1f without the mean offset)", idx, name, m["n_structures"], m["force_rmse"], m["energy_rmse"],
+                         m["energy_rmse_centered"])
+        return scores
 
     def _isolated_energies(self, idx: int) -> dict[str, float] | None:
         """The energy member's isolated atoms, the fit's reference energies (train.reference_energy); None where the

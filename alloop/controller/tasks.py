@@ -109,6 +109,14 @@ def reference_task(settings: Any, energy_member: str, atoms_jsons: list[str], so
                               e_member, u, u_c, elements, dft_backend, replay)
 
 
+def test_sets_task(potential: str, test_sets: list[Any]) -> dict[str, Any]:
+    """The potential's errors on each external test set: alloop.train.test_sets.evaluate_test_sets."""
+    from alloop.train.test_sets import evaluate_test_sets
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return evaluate_test_sets(potential, test_sets)
+
+
 def isolated_atoms_task(member: Any, elements: list[str]) -> dict[str, float]:
     """Each element's isolated atom (alone in a 20 Å box) as the label member sees it: the reference energies
     of a fit (alloop.train.fit_ace). A member that only replays stored predictions raises."""

@@ -218,15 +218,19 @@ def _potential_section(page: Page, t: data.CampaignTables, out: Path) -> list[Pa
              "energy_rmse_test": "energy RMSE test", "force_rmse_train": "force RMSE train", "force_rmse_test": "force RMSE test",
              "n_functions": "basis functions", "n_iterations": "fit iterations",
              "n_excluded": "left out (above the fit's bounds)"}
+    sets = data.test_set_names(p)
+    for name in sets:
+        heads |= {f"energy_rmse_{name}": f"energy RMSE {name} (no offset)", f"force_rmse_{name}": f"force RMSE {name}"}
     page.html(table(p, headers=[heads.get(str(c), str(c)) for c in p.columns]))
-    page.text("Energies in meV/atom, forces in eV/Å per component, from pacemaker's own train/test split of each iteration's fit.")
+    page.text("Energies in meV/atom, forces in eV/Å per component, from pacemaker's own train/test split of each iteration's fit"
+              + (f", and on the external test sets ({', '.join(sets)}; train.test_sets), which no fit saw: the learning curve." if sets else "."))
     its = p["iteration"].tolist()
     made = []
     for q, unit, name in (("energy", "meV/atom", "ace_energy_errors.png"), ("force", "eV/Å", "ace_force_errors.png")):
-        series = {f"{split}": p[f"{q}_rmse_{split}"].tolist() for split in ("train", "test") if f"{q}_rmse_{split}" in p}
+        series = {f"{split}": p[f"{q}_rmse_{split}"].tolist() for split in ("train", "test", *sets) if f"{q}_rmse_{split}" in p}
         if series and np.isfinite(np.asarray(list(series.values()), dtype=float)).any():
             made.append(plots.trend_plot(its, series, out / name, title=f"ACE {q} RMSE", ylabel=f"{q} RMSE ({unit})"))
-            page.figure(made[-1], f"ACE {q} RMSE per iteration on the training and test split.")
+            page.figure(made[-1], f"ACE {q} RMSE per iteration on the training and test split" + (" and the external test sets." if sets else "."))
     return made
 
 

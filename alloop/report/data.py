@@ -150,7 +150,17 @@ def potential_table(t: CampaignTables) -> pd.DataFrame:
     metrics = pd.DataFrame([json.loads(m) for m in p["metrics_json"]])
     keep = [k for k in ("energy_rmse_train", "energy_rmse_test", "force_rmse_train", "force_rmse_test", "n_functions", "n_iterations", "n_excluded") if k in metrics]
     out = pd.concat([p[["iteration_idx", "n_train"]].reset_index(drop=True), metrics[keep].apply(pd.to_numeric, errors="coerce")], axis=1)
+    # the external test sets (train.test_sets): `energy_rmse_<name>` without the mean offset, `force_rmse_<name>`
+    scored = [json.loads(m).get("test_sets") or {} for m in p["metrics_json"]]
+    for name in dict.fromkeys(n for s in scored for n in s if isinstance(s.get(n), dict)):
+        out[f"energy_rmse_{name}"] = [s.get(name, {}).get("energy_rmse_centered", np.nan) for s in scored]
+        out[f"force_rmse_{name}"] = [s.get(name, {}).get("force_rmse", np.nan) for s in scored]
     return out.rename(columns={"iteration_idx": "iteration"})
+
+
+def test_set_names(potentials: pd.DataFrame) -> list[str]:
+    """The external test sets scored in a potential_table."""
+    return [c[len("force_rmse_"):] for c in potentials.columns if c.startswith("force_rmse_") and c not in ("force_rmse_train", "force_rmse_test")]
 
 
 def gamma_table(t: CampaignTables) -> tuple[pd.DataFrame, dict[int, np.ndarray]]:

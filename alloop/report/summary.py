@@ -39,6 +39,21 @@ def summarize(store: Store, n_events: int = 8) -> dict[str, Any]:
         "dft_fraction_by_atoms": (atoms.get("dft", 0) / total_atoms) if total_atoms else None,
         "dft_jobs": counts["dft_jobs"],
         "potential": None if pot is None else {"path": pot["path"], "active_set": pot["active_set"], "iteration": pot["iteration_idx"], "n_train": pot["n_train"], "metrics": json.loads(pot["metrics_json"]), "energy_reference": json.loads(pot["references_json"] or "{}")},
+        "learning_curve": learning_curve(store, cid),
         "gamma": [{"iteration": g["iteration_idx"], "n_candidates": g["n_candidates"], "threshold": g["threshold"], "share_above": g["share_above"], **g["stats"]} for g in gamma],
         "events": [{"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"])), **{k: e[k] for k in ("iteration_idx", "level", "kind", "message")}} for e in events],
     }
+
+
+def learning_curve(store: Store, cid: int) -> list[dict[str, Any]]:
+    """Per potential: its training errors, its errors on each external test set (train.test_sets) and the DFT
+    atoms labelled up to its iteration."""
+    pots = store.potential_table(cid)
+    dft = store.dft_atoms_by_iteration(cid)
+    out = []
+    for it, n_train, metrics_json in zip(pots["iteration_idx"], pots["n_train"], pots["metrics_json"]):
+        m = json.loads(metrics_json)
+        out.append({"iteration": it, "n_train": n_train, "dft_atoms": sum(n for i, n in dft.items() if i <= it),
+                    "energy_rmse_train": m.get("energy_rmse_train"), "force_rmse_train": m.get("force_rmse_train"),
+                    "n_excluded": m.get("n_excluded"), "warm_start": m.get("warm_start"), "test_sets": m.get("test_sets", {})})
+    return out

@@ -738,6 +738,12 @@ class Store:
             rows = c.execute(text(f"SELECT id, atoms_json FROM configuration WHERE id IN ({_ids(config_ids)})")).all()
         return {int(r[0]): r[1] for r in rows}
 
+    def dft_atoms_by_iteration(self, cid: int) -> dict[int, int]:
+        """Atoms labelled by DFT, per iteration of the configurations."""
+        rows = self._read("SELECT c.iteration_idx AS it, SUM(c.n_atoms) AS n FROM label l JOIN configuration c ON c.id=l.configuration_id "
+                          "WHERE c.campaign_id=:c AND l.source='dft' GROUP BY c.iteration_idx", {"c": cid})
+        return {int(i): int(n) for i, n in zip(rows["it"], rows["n"])}
+
     def potential_table(self, cid: int) -> dict[str, list[Any]]:
         return self._read(
             "SELECT iteration_idx, path, active_set, n_train, metrics_json, references_json FROM potential WHERE campaign_id=:c ORDER BY iteration_idx",

@@ -361,7 +361,7 @@ def _core_radius(frame: pd.DataFrame, elements: list[str]) -> float:
 
 def fit_fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str], warm: FitResult | None = None) -> str:
     h = hashlib.sha256()
-    h.update(settings.model_dump_json().encode())
+    h.update(settings.model_dump_json(exclude={"test_sets"}).encode())  # scoring sets are not part of the fit
     h.update(json.dumps(elements).encode())
     if warm is not None:  # the same data fitted on from another potential is another fit
         for p in warm.committee:

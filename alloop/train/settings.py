@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alloop.errors import MissingFileError
 from alloop.resources import template_path
+from alloop.train.test_sets import TestSet
 
 # E_i = φ + φ^1/2 + φ^1/8 + φ^1/4 + φ^3/8 + φ^3/4 + φ^7/8 + φ^2 (paper, Methods; following its ref. 47)
 PAPER_FS_PARAMETERS: tuple[float, ...] = (1, 1, 1, 0.5, 1, 0.125, 1, 0.25, 1, 0.375, 1, 0.75, 1, 0.875, 1, 2)
@@ -120,6 +121,11 @@ class FitSettings(BaseModel):
     batch_size: int = Field(100, ge=1, description="structures per tensorpot batch (memory vs speed)")
     timeout_s: float | None = Field(None, gt=0, description="give up on one pacemaker run after this long")
     extra: dict[str, Any] = Field(default_factory=dict, description="merged into the pacemaker input (experts)")
+    test_sets: list[TestSet] = Field(
+        default_factory=list, description="labelled DFT the campaign never trains on: every potential is scored on each "
+        "after its fit (energy RMSE raw and without the mean offset, force RMSE), in the log, `alloop status` and the "
+        "report's learning curve; not part of the fit (adding one refits nothing)",
+    )
 
     @model_validator(mode="before")
     @classmethod
