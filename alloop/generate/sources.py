@@ -34,12 +34,14 @@ class SourceSettings(BaseModel):
     per_iteration: int | None = Field(None, ge=1, description="entries entering each iteration, in file order "
                                       "(default: all in iteration 0)")
 
-    @field_validator("indices")
-    @classmethod
-    def _ranges(cls, v: str | None) -> str | None:
-        if v is not None:
-            parse_indices(v)
-        return v
+    _ranges = field_validator("indices")(lambda v: checked_indices(v))
+
+
+def checked_indices(v: str | None) -> str | None:
+    """An `indices` field's validator (sources and test sets): the text, once it parses."""
+    if v is not None:
+        parse_indices(v)
+    return v
 
 
 def parse_indices(text: str) -> list[tuple[int, int]]:

@@ -10,6 +10,8 @@ from typing import Any
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from alloop.generate.sources import checked_indices
+
 
 class TestSet(BaseModel):
     """One labelled structure file (anything `alloop evaluate` reads), optionally a slice of it."""
@@ -22,14 +24,7 @@ class TestSet(BaseModel):
     indices: str | None = Field(None, description="entries to keep, 0-based and inclusive: '0-1025,1030' (default: all)")
     every: int = Field(1, ge=1, description="keep every n-th of the kept entries (a cheaper, evenly spread sample)")
 
-    @field_validator("indices")
-    @classmethod
-    def _ranges(cls, v: str | None) -> str | None:
-        from alloop.generate.sources import parse_indices
-
-        if v is not None:
-            parse_indices(v)
-        return v
+    _ranges = field_validator("indices")(lambda v: checked_indices(v))
 
     @property
     def label(self) -> str:
