@@ -82,6 +82,7 @@ class Controller:
         self._deaths = WorkerDeaths()
         self._accept_changes = accept_changes
         self._retry = retry
+        self._isolated: tuple[dict[str, float] | None] | None = None  # the energy member's isolated atoms, once asked
 
     # ------------------------------------------------------------------ driver
     def request_stop(self, *_: object) -> None:
@@ -507,9 +508,15 @@ class Controller:
 
     def _isolated_energies(self, idx: int) -> dict[str, float] | None:
         """The energy member's isolated atoms, the fit's reference energies (train.reference_energy); None where the
-        member cannot compute them (a replayed one) or the recipe fits absolute energies."""
+        member cannot compute them (a replayed one) or the recipe fits absolute energies. Asked once per run: they
+        depend on the member alone."""
         if self.c.train.reference_energy == "none":
             return None
+        if self._isolated is None:
+            self._isolated = (self._ask_isolated_energies(idx),)
+        return self._isolated[0]
+
+    def _ask_isolated_energies(self, idx: int) -> dict[str, float] | None:
         fut = self.ensemble_client.submit(tasks.isolated_atoms_task, self.ensemble.member(self.energy_member), list(self.c.elements),
                                           pure=False, key=f"isolated-{idx}-{time.time_ns()}")
         try:

@@ -58,6 +58,18 @@ def parse_indices(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def selected_indices(indices: str | None, n: int, path: str | Path) -> list[int]:
+    """The entries of a file of `n` that an `indices` text keeps, in file order (all for None); ConfigError for
+    a range beyond the file."""
+    if indices is None:
+        return list(range(n))
+    ranges = parse_indices(indices)
+    beyond = [f"{lo}-{hi}" for lo, hi in ranges if hi >= n]
+    if beyond:
+        raise ConfigError([f"index range(s) {', '.join(beyond)} beyond its {n} entries"], str(path))
+    return sorted({i for lo, hi in ranges for i in range(lo, hi + 1)})
+
+
 @functools.lru_cache(maxsize=4)
 def _read(path: str, _mtime_ns: int) -> tuple[Atoms, ...]:
     from alloop.io import read_labelled
@@ -73,13 +85,7 @@ def source_entries(source: SourceSettings) -> list[Atoms]:
         raise MissingFileError(path, "candidate source (generate.sources)",
                                "give the path of an existing structure file (relative paths are relative to the campaign file)")
     frames = _read(str(path.resolve()), path.stat().st_mtime_ns)
-    keep = range(len(frames))
-    if source.indices is not None:
-        ranges = parse_indices(source.indices)
-        beyond = [f"{lo}-{hi}" for lo, hi in ranges if hi >= len(frames)]
-        if beyond:
-            raise ConfigError([f"index range(s) {', '.join(beyond)} beyond its {len(frames)} entries"], str(path))
-        keep = sorted({i for lo, hi in ranges for i in range(lo, hi + 1)})
+    keep = selected_indices(source.indices, len(frames), path)
     out = []
     for i in keep:
         group = frames[i].info.get("group", source.name)

@@ -131,7 +131,7 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
     elements = sorted(set(elements))
     frame = training_frame(data, elements)
     warm = _warm_start(warm_from, settings, elements)
-    frame, excluded = _apply_bounds(frame, settings, elements, None if warm is None else warm.reference_energy)
+    frame, excluded = _apply_bounds(frame, settings, elements)
     reference = _reference_energy(settings, elements, warm, isolated_energies)
     if reference is not None:
         # pacemaker takes the reference off `energy` itself and keeps it in the potential's metadata
@@ -285,12 +285,9 @@ def _warm_start(warm_from: Path | None, settings: FitSettings, elements: list[st
 
 
 def _composition(frame: pd.DataFrame, elements: list[str]) -> np.ndarray:
-    index = {el: i for i, el in enumerate(elements)}
-    counts = np.zeros((len(frame), len(elements)))
-    for row, atoms in enumerate(frame["ase_atoms"]):
-        for z in atoms.get_chemical_symbols():
-            counts[row, index[z]] += 1
-    return counts
+    from alloop.label.reference import composition_matrix
+
+    return composition_matrix(list(frame["ase_atoms"]), elements)[0]
 
 
 def _least_squares_reference(frame: pd.DataFrame, elements: list[str]) -> dict[str, float]:
@@ -300,17 +297,17 @@ def _least_squares_reference(frame: pd.DataFrame, elements: list[str]) -> dict[s
     return {el: float(m) for el, m in zip(elements, mu)}
 
 
-def _apply_bounds(frame: pd.DataFrame, settings: FitSettings, elements: list[str],
-                  reference: dict[str, float] | None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The frame without the structures above the recipe's bounds (energy per atom above the lowest one, the
-    per-element reference taken off; largest atomic force), and how many each bound left out. Short-range kinds
-    stay in, with their weight times settings.short_range_weight."""
+def _apply_bounds(frame: pd.DataFrame, settings: FitSettings, elements: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The frame without the structures above the recipe's bounds (energy per atom above the lowest one, after
+    the least-squares per-element energies are taken off, so composition alone never counts as height; largest
+    atomic force), and how many each bound left out. Short-range kinds stay in, with their weight times
+    settings.short_range_weight."""
     frame = frame.copy()
     short = frame["kind"].isin(SHORT_RANGE_KINDS).to_numpy() if "kind" in frame.columns else np.zeros(len(frame), bool)
     if short.any():
         w = frame["w_factor"].to_numpy(float) if "w_factor" in frame.columns else np.ones(len(frame))
         frame["w_factor"] = np.where(short, w * settings.short_range_weight, w)
-    mu = reference or _least_squares_reference(frame, elements)
+    mu = _least_squares_reference(frame, elements)
     n_atoms = frame["ase_atoms"].map(len).to_numpy(float)
     e_atom = (frame["energy_corrected"].to_numpy(float) - _composition(frame, elements) @ np.array([mu[el] for el in elements])) / n_atoms
     above = e_atom - e_atom[~short].min() if (~short).any() else np.zeros(len(frame))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ class AceModel:
     inverse: dict[int, np.ndarray] | None
     elements: tuple[str, ...]
     n_functions: dict[int, int]
+    # per-element energies (eV/atom; pacemaker adds 'shift' per atom back) the potential was fitted without, from
+    # the metadata pacemaker writes; {} for a potential of absolute energies
+    reference_energy: dict[str, float] = field(default_factory=dict)
 
     @property
     def species(self) -> dict[str, int]:
@@ -57,12 +60,15 @@ def _load_cached(pot: str, _pot_stamp: tuple[int, int], asi: str | None, _asi_st
     from pyace.activelearning import compute_number_of_functions
 
     try:
-        basis = ACEBBasisSet(BBasisConfiguration(pot))
+        conf = BBasisConfiguration(pot)
+        basis = ACEBBasisSet(conf)
     except Exception as exc:  # pyace's YAML reader raises RuntimeError with a C++ message
         raise FitError(f"{pot} is not a readable ACE B-basis potential: {exc}") from exc
     n_funcs = dict(enumerate(compute_number_of_functions(basis)))
     inverse = None if asi is None else _read_inverse(Path(asi), basis, n_funcs)
-    return AceModel(Path(pot), None if asi is None else Path(asi), basis, inverse, tuple(basis.elements_name), n_funcs)
+    raw = dict(conf.metadata).get("reference_energy")
+    reference = {str(k): float(v) for k, v in json.loads(raw).items()} if raw else {}
+    return AceModel(Path(pot), None if asi is None else Path(asi), basis, inverse, tuple(basis.elements_name), n_funcs, reference)
 
 
 def _read_inverse(asi: Path, basis: Any, n_funcs: dict[int, int]) -> dict[int, np.ndarray]:
@@ -107,22 +113,9 @@ def _calculator(pot: str, _stamp: tuple[int, int]) -> Any:
     return PyACECalculator(pot)
 
 
-@functools.lru_cache(maxsize=8)
-def _reference(pot: str, _stamp: tuple[int, int]) -> dict[str, float]:
-    from pyace import BBasisConfiguration
-
-    raw = dict(BBasisConfiguration(pot).metadata).get("reference_energy")
-    if not raw:
-        return {}
-    ref = json.loads(raw)
-    return {str(k): float(v) for k, v in ref.items()}
-
-
 def reference_energies(potential: str | Path) -> dict[str, float]:
-    """The per-element energies (eV/atom; pacemaker adds 'shift' per atom back) the potential was fitted without,
-    from the metadata pacemaker writes; {} for a potential of absolute energies."""
-    p = _existing(potential, "ACE potential")
-    return _reference(str(p), _stamp(p))
+    """The per-element energies the potential was fitted without (AceModel.reference_energy)."""
+    return load_ace(potential).reference_energy
 
 
 def predict(potential: str | Path, structures: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -131,7 +124,7 @@ def predict(potential: str | Path, structures: Sequence[Atoms]) -> tuple[np.ndar
     model = load_ace(potential)
     check_structures(model, structures)
     calc = _calculator(str(model.potential), _stamp(model.potential))
-    ref = reference_energies(model.potential)
+    ref = model.reference_energy
     shift = ref.get("shift", 0.0)
     energies = np.empty(len(structures))
     forces = []

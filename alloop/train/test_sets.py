@@ -33,14 +33,11 @@ class TestSet(BaseModel):
 
 def read_test_set(test_set: TestSet) -> list[Atoms]:
     """The set's structures with their reference energies and forces."""
-    from alloop.generate.sources import parse_indices
+    from alloop.generate.sources import selected_indices
     from alloop.io import read_labelled
 
     frames = read_labelled(test_set.path)
-    keep = list(range(len(frames)))
-    if test_set.indices is not None:
-        keep = sorted({i for lo, hi in parse_indices(test_set.indices) for i in range(lo, min(hi, len(frames) - 1) + 1)})
-    return [frames[i] for i in keep[:: test_set.every]]
+    return [frames[i] for i in selected_indices(test_set.indices, len(frames), test_set.path)[:: test_set.every]]
 
 
 def evaluate_test_sets(potential: str | Path, test_sets: Sequence[TestSet]) -> dict[str, dict[str, Any]]:
