@@ -134,9 +134,12 @@ def test_the_learning_curve_on_the_external_test_set_in_status_and_report(campai
     assert [row["n_excluded"] for row in curve] == [0, 1, 2]
     dft = [row["dft_atoms"] for row in curve]
     assert dft == sorted(dft) and dft[-1] > 0  # cumulative
+    # the stored DFT labels each ran 40 s per atom: the wall hours follow the atoms
+    assert [row["dft_wall_h"] for row in curve] == pytest.approx([40.0 * n / 3600 for n in dft])
     assert main(["status", str(campaign_db)]) == 0
     text = capsys.readouterr().out
-    assert "learning curve" in text and f"iteration 2: {curve[2]['n_train']} configurations, {dft[2]} DFT atoms" in text
+    assert "learning curve" in text
+    assert f"iteration 2: {curve[2]['n_train']} configurations, {dft[2]} DFT atoms ({curve[2]['dft_wall_h']:.2f} DFT wall hours)" in text
     assert "paper-W-general 0.167 / 13.3" in text
     page = report.read_text()
     assert "force RMSE paper-W-general" in page and "left out (above the fit" in page

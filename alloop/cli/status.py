@@ -68,7 +68,8 @@ def _text(s: dict[str, Any]) -> str:
         lines.append("  learning curve (force RMSE eV/Å, energy RMSE without the mean offset meV/atom):")
         for row in s["learning_curve"]:
             scored = [f"{name} {m['force_rmse']:.3f} / {m['energy_rmse_centered']:.1f}" for name, m in row["test_sets"].items() if "force_rmse" in m]
-            lines.append(f"    iteration {row['iteration']}: {row['n_train']} configurations, {row['dft_atoms']} DFT atoms; "
+            wall = "" if row.get("dft_wall_h") is None else f" ({row['dft_wall_h']:.2f} DFT wall hours)"
+            lines.append(f"    iteration {row['iteration']}: {row['n_train']} configurations, {row['dft_atoms']} DFT atoms{wall}; "
                          f"train {row['force_rmse_train']} / {row['energy_rmse_train']}; " + ("; ".join(scored) or "not scored"))
     if s["potential"]:
         p = s["potential"]

@@ -47,13 +47,15 @@ def summarize(store: Store, n_events: int = 8) -> dict[str, Any]:
 
 def learning_curve(store: Store, cid: int) -> list[dict[str, Any]]:
     """Per potential: its training errors, its errors on each external test set (train.test_sets) and the DFT
-    atoms labelled up to its iteration."""
+    atoms labelled and the DFT wall hours (the calculations' own run times) up to its iteration."""
     pots = store.potential_table(cid)
-    dft = store.dft_atoms_by_iteration(cid)
+    dft = store.dft_spent_by_iteration(cid)
     out = []
     for it, n_train, metrics_json in zip(pots["iteration_idx"], pots["n_train"], pots["metrics_json"]):
         m = json.loads(metrics_json)
-        out.append({"iteration": it, "n_train": n_train, "dft_atoms": sum(n for i, n in dft.items() if i <= it),
+        walls = [w for i, (_, w) in dft.items() if i <= it and w is not None]
+        out.append({"iteration": it, "n_train": n_train, "dft_atoms": sum(n for i, (n, _) in dft.items() if i <= it),
+                    "dft_wall_h": sum(walls) / 3600.0 if walls else None,
                     "energy_rmse_train": m.get("energy_rmse_train"), "force_rmse_train": m.get("force_rmse_train"),
                     "n_excluded": m.get("n_excluded"), "warm_start": m.get("warm_start"), "test_sets": m.get("test_sets", {})})
     return out

@@ -738,11 +738,13 @@ class Store:
             rows = c.execute(text(f"SELECT id, atoms_json FROM configuration WHERE id IN ({_ids(config_ids)})")).all()
         return {int(r[0]): r[1] for r in rows}
 
-    def dft_atoms_by_iteration(self, cid: int) -> dict[int, int]:
-        """Atoms labelled by DFT, per iteration of the configurations."""
-        rows = self._read("SELECT c.iteration_idx AS it, SUM(c.n_atoms) AS n FROM label l JOIN configuration c ON c.id=l.configuration_id "
+    def dft_spent_by_iteration(self, cid: int) -> dict[int, tuple[int, float | None]]:
+        """Per iteration of the configurations: the atoms labelled by DFT, and the calculations' own run time in
+        seconds (None where no DFT label of that iteration records one, e.g. replayed labels)."""
+        rows = self._read("SELECT c.iteration_idx AS it, SUM(c.n_atoms) AS n, SUM(json_extract(l.meta_json, '$.wall_s')) AS wall "
+                          "FROM label l JOIN configuration c ON c.id=l.configuration_id "
                           "WHERE c.campaign_id=:c AND l.source='dft' GROUP BY c.iteration_idx", {"c": cid})
-        return {int(i): int(n) for i, n in zip(rows["it"], rows["n"])}
+        return {int(i): (int(n), None if w is None or w != w else float(w)) for i, n, w in zip(rows["it"], rows["n"], rows["wall"])}
 
     def potential_table(self, cid: int) -> dict[str, list[Any]]:
         return self._read(
