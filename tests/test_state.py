@@ -26,7 +26,7 @@ def store(tmp_path):
 
 def test_schema_is_migrated_and_reopening_keeps_data(tmp_path):
     s = Store.open(tmp_path / "c.db")
-    assert s.schema_version == 6  # db/0006_properties.sql
+    assert s.schema_version == 7  # db/0007_final_potential.sql
     cid = s.open_campaign("w", "{}")
     s.close()
     s2 = Store.open(tmp_path / "c.db")
@@ -178,3 +178,23 @@ def test_a_dead_controllers_lock_is_taken_over(tmp_path):
     with s.engine.begin() as c:  # as if the holder had been kill -9'ed
         c.execute(text("UPDATE controller_lock SET pid=:p"), {"p": int(dead.stdout)})
     ControllerLock(s, cid).acquire()
+
+
+def test_the_final_potential_ends_the_campaign_in_the_same_transaction(store):
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    store.save_potential(cid, 0, "/fits/iter_000/fit/p.yaml", "/fits/iter_000/fit/p.asi", 5, {}, {})
+    # the last γ evaluation decides the ending, but the campaign runs on until its final fit is stored
+    store.save_gamma_eval(cid, 0, np.array([1.0, 2.0]), 1.1, {}, next_stage="final", outcome=("max_iterations", "stopped"))
+    assert store.current_iteration(cid) == (0, "final")
+    assert store.campaign("w")["status"] == "running"
+    pending = store.final_potential(cid)
+    assert pending["path"] is None and pending["outcome"] == "max_iterations"
+    store.finish_final(cid, 0, "/final/fit/p.yaml", "/final/fit/p.asi", 5, {"warm_start": True}, "stopped; final potential: /final/fit/p.yaml")
+    assert store.current_iteration(cid) == (0, "done")
+    camp = store.campaign("w")
+    assert camp["status"] == "max_iterations" and camp["message"].endswith("final potential: /final/fit/p.yaml")
+    assert store.final_potential(cid)["metrics"] == {"warm_start": True}
+    # a raised iteration limit undoes the ending, and with it the final potential of that ending
+    store.reopen_campaign(cid, "max_iterations raised")
+    assert store.final_potential(cid) is None and store.campaign("w")["status"] == "running"

@@ -197,13 +197,16 @@ def _campaign(args: argparse.Namespace) -> str:
         if not pots["path"]:
             raise StateError(f"campaign '{campaign.name}' has no potential yet")
         jobs = [("potential", int(i), p, p) for i, p in zip(pots["iteration_idx"], pots["path"])]
+        final = store.final_potential(cid)
+        if final is not None and final["path"] is not None:
+            jobs.append(("final", int(final["iteration_idx"]), final["path"], final["path"]))
         if settings.teacher or args.reference:
             jobs.append(("teacher", None, teacher_name, ens.member(teacher_name)))
         results: dict[tuple[str, int | None], PropertyResult] = {}
         for subject, it, name, target in jobs:
             stored = store.property_result(cid, subject, name, fp)
             if stored is None:
-                what = f"iteration {it} potential {name}" if subject == "potential" else f"teacher {name}"
+                what = {"potential": f"iteration {it} potential {name}", "final": f"final potential {name}"}.get(subject, f"teacher {name}")
                 _say(f"{what}: computing {', '.join(settings.properties)}")
                 t = time.perf_counter()
                 stored = properties_task(target, elements, settings)
@@ -213,10 +216,14 @@ def _campaign(args: argparse.Namespace) -> str:
     finally:
         store.close()
     teacher = results.pop(("teacher", None), None)
+    final_result = next((results.pop(k) for k in list(results) if k[0] == "final"), None)
     by_iteration = {it: r for (_, it), r in sorted(results.items(), key=lambda kv: kv[0][1])}
-    latest = by_iteration[max(by_iteration)]
-    text = _output(args, latest, teacher, {"iterations": {str(i): r.model_dump(mode="json") for i, r in by_iteration.items()}})
+    latest = final_result if final_result is not None else by_iteration[max(by_iteration)]
+    extra = {"iterations": {str(i): r.model_dump(mode="json") for i, r in by_iteration.items()},
+             **({"final": final_result.model_dump(mode="json")} if final_result is not None else {})}
+    text = _output(args, latest, teacher, extra)
     if args.json:
         return text
-    return (f"campaign {campaign.name}: the latest potential (iteration {max(by_iteration)})\n{text}\n\n"
-            f"over the campaign's potentials:\n{trend_table(by_iteration, teacher)}")
+    which = "the final potential" if final_result is not None else f"the latest potential (iteration {max(by_iteration)})"
+    return (f"campaign {campaign.name}: {which}\n{text}\n\n"
+            f"over the iterations' potentials:\n{trend_table(by_iteration, teacher)}")

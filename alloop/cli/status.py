@@ -69,8 +69,14 @@ def _text(s: dict[str, Any]) -> str:
         for row in s["learning_curve"]:
             scored = [f"{name} {m['force_rmse']:.3f} / {m['energy_rmse_centered']:.1f}" for name, m in row["test_sets"].items() if "force_rmse" in m]
             wall = "" if row.get("dft_wall_h") is None else f" ({row['dft_wall_h']:.2f} DFT wall hours)"
-            lines.append(f"    iteration {row['iteration']}: {row['n_train']} configurations, {row['dft_atoms']} DFT atoms{wall}; "
+            name = f"final (iteration {row['iteration']}'s data)" if row.get("final") else f"iteration {row['iteration']}"
+            lines.append(f"    {name}: {row['n_train']} configurations, {row['dft_atoms']} DFT atoms{wall}; "
                          f"train {row['force_rmse_train']} / {row['energy_rmse_train']}; " + ("; ".join(scored) or "not scored"))
+    final = s.get("final_potential")
+    if final and final["pending"]:
+        lines.append(f"  final potential: fitting (the campaign ends {final['outcome']} once it is stored)")
+    elif final:
+        lines.append(f"  final potential ({final['n_train']} configurations, fitted on from iteration {final['iteration']}'s): {final['path']}")
     if s["potential"]:
         p = s["potential"]
         lines.append(f"  potential (iteration {p['iteration']}, {p['n_train']} configurations): {p['path']}")

@@ -170,7 +170,10 @@ class Controller:
                 self._rebuild_report()
                 if finished is not None:
                     return finished
-                idx, _ = self._next_iteration(idx)
+                if self.store.current_iteration(self.cid)[1] != "final":  # type: ignore[index]
+                    idx, _ = self._next_iteration(idx)
+            elif stage == "final":
+                return self.final(idx)
             elif stage == "failed":
                 row = self.store.campaign(self.c.name)
                 return Outcome("failed", row["message"] or "iteration failed", self._potential_path())
@@ -193,6 +196,9 @@ class Controller:
         return idx + 1, "generate"
 
     def _potential_path(self) -> str | None:
+        final = self.store.final_potential(self.cid)
+        if final is not None and final["path"] is not None:
+            return str(final["path"])
         pot = self.store.latest_potential(self.cid)
         return None if pot is None else pot["path"]
 
@@ -458,7 +464,8 @@ class Controller:
         )
 
     # ------------------------------------------------------------------ train
-    def train(self, idx: int) -> None:
+    def _training_frame(self, idx: int) -> tuple[Sequence[Any], Any, Any]:
+        """The labelled configurations, the fit's frame (labels on one energy scale) and the energy reference."""
         from alloop.label.mixing import label_frame
 
         rows = self.store.training_rows(self.cid, self.energy_member)
@@ -467,24 +474,56 @@ class Controller:
         is_dft = np.array([r.source == "dft" for r in rows], dtype=bool)
         frame = label_frame(structures, np.array([r.energy for r in rows]), [r.forces for r in rows], is_dft, reference)
         frame["kind"] = [r.kind for r in rows]
-        fitdir = self.workdir / f"iter_{idx:03d}" / "fit"
+        return rows, frame, reference
+
+    def _fit(self, idx: int, stage: str, frame: Any, settings: Any, fitdir: Path, warm_from: str | None) -> dict[str, Any]:
+        """One pacemaker fit on the fit workers, then its scores on the external test sets."""
+        isolated = self._isolated_energies(idx)
+        fut = self.client.submit(tasks.fit_task, frame, settings, str(fitdir), list(self.c.elements), warm_from, isolated,
+                                 pure=False, key=f"fit-{stage}-{idx}-{time.time_ns()}")
+        # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way on every
+        # retry: the iteration stops with the reason rather than loop
+        res: dict[str, Any] = self._result(idx, stage, fut, "fit" if stage == "train" else "final fit")
+        self._check_stop()
+        if self.c.train.test_sets:
+            res["metrics"]["test_sets"] = self._score_test_sets(idx, res["potential"])
+        return res
+
+    def train(self, idx: int) -> None:
+        rows, frame, reference = self._training_frame(idx)
         # the previous iteration's fit is the starting point (fit_ace decides whether its basis allows it)
         previous = self.store.latest_potential(self.cid, before_idx=idx)
         warm_from = None if previous is None else str(Path(previous["path"]).parents[1])
         log.info("iteration %d: fitting ACE on %d configurations (%d DFT, %d uMLIP)%s", idx, len(rows), sum(r.source == "dft" for r in rows),
                  sum(r.source == "umlip" for r in rows), "" if warm_from is None or not self.c.train.warm_start else f", starting from {previous['path']}")
-        isolated = self._isolated_energies(idx)
-        fut = self.client.submit(tasks.fit_task, frame, self.c.train, str(fitdir), list(self.c.elements), warm_from, isolated,
-                                 pure=False, key=f"fit-{idx}-{time.time_ns()}")
-        # a fit that cannot succeed (unusable data, diverged, a missing pacemaker) would fail the same way on every
-        # retry: the iteration stops with the reason rather than loop
-        res = self._result(idx, "train", fut, "fit")
-        self._check_stop()
-        if self.c.train.test_sets:
-            res["metrics"]["test_sets"] = self._score_test_sets(idx, res["potential"])
+        res = self._fit(idx, "train", frame, self.c.train, self.workdir / f"iter_{idx:03d}" / "fit", warm_from)
         self.store.save_potential(self.cid, idx, res["potential"], res["active_set"], len(rows), res["metrics"], reference.to_json())
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
         self._properties(idx, res["potential"])
+
+    def final(self, idx: int) -> Outcome:
+        """The campaign's final potential: the last iteration's, fitted on for train.final_maxiter more optimizer
+        iterations on the same training data; stored, and the campaign ended with the outcome its last γ
+        evaluation reached, in one transaction."""
+        pending = self.store.final_potential(self.cid)
+        pot = self.store.latest_potential(self.cid)
+        assert pending is not None and pot is not None
+        settings = self.c.train.final_fit()
+        if settings is None:  # final_maxiter set to 0 while the final fit was pending: the last potential is the result
+            path, active_set, n_train, metrics = pot["path"], pot["active_set"], pot["n_train"], json.loads(pot["metrics_json"])
+            message = f"{pending['message']}; potential: {path}"
+        else:
+            rows, frame, _ = self._training_frame(idx)
+            log.info("iteration %d: final fit, %d more optimizer iterations from %s on the same %d configurations", idx,
+                     settings.warm_maxiter, pot["path"], len(rows))
+            res = self._fit(idx, "final", frame, settings, self.workdir / "final" / "fit", str(Path(pot["path"]).parents[1]))
+            path, active_set, n_train, metrics = res["potential"], res["active_set"], len(rows), res["metrics"]
+            log.info("final potential %s (%s)", path, _fmt_metrics(metrics))
+            self._properties(idx, path, subject="final")
+            message = f"{pending['message']}; final potential ({settings.warm_maxiter} more optimizer iterations): {path}"
+        self.store.finish_final(self.cid, idx, path, active_set, n_train, metrics, message)
+        self._rebuild_report()
+        return Outcome(pending["outcome"], message, path)
 
     def _score_test_sets(self, idx: int, potential: str) -> dict[str, Any]:
         """The new potential on each external test set (train.test_sets); a set that cannot be scored is logged
@@ -530,7 +569,7 @@ class Controller:
                  {k: round(v, 4) for k, v in energies.items()})
         return energies
 
-    def _properties(self, idx: int, potential: str) -> None:
+    def _properties(self, idx: int, potential: str, subject: str = "potential") -> None:
         """What the new potential predicts and, once per campaign, the teacher (the label member, on the ensemble's
         workers), into the property table. A property run that fails is logged; it never stops the campaign."""
         from alloop.properties.settings import fingerprint
@@ -539,7 +578,7 @@ class Controller:
         if not s.enabled:
             return
         fp = fingerprint(s)
-        jobs = [("potential", idx, potential, potential, self.client)]
+        jobs = [(subject, idx, potential, potential, self.client)]
         if s.teacher:
             jobs.append(("teacher", None, self.energy_member, self.ensemble.member(self.energy_member), self.ensemble_client))
         for subject, it, name, target, client in jobs:
@@ -611,15 +650,17 @@ class Controller:
             log.warning("iteration %d: no fresh candidates to grade (every motif count is 0 and exploration is off or "
                         "found nothing): convergence cannot be judged, the campaign runs to max_iterations", idx)
         last = idx + 1 >= self.c.max_iterations
-        outcome = None
+        ending = None
         if converged:
-            msg = f"converged after iteration {idx}: {share:.1%} of fresh candidates above γ={conv.gamma_threshold:g} (< {conv.target_share:.1%} for {conv.patience} iteration(s)); potential: {pot['path']}"
-            outcome = Outcome("converged", msg, pot["path"])
+            ending = ("converged", f"converged after iteration {idx}: {share:.1%} of fresh candidates above γ={conv.gamma_threshold:g} "
+                                   f"(< {conv.target_share:.1%} for {conv.patience} iteration(s))")
         elif last:
-            msg = f"stopped at max_iterations={self.c.max_iterations} without convergence ({share:.1%} above γ={conv.gamma_threshold:g}); potential: {pot['path']}"
-            outcome = Outcome("max_iterations", msg, pot["path"])
-        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="done",
-                                   outcome=None if outcome is None else (outcome.status, outcome.message))
+            ending = ("max_iterations", f"stopped at max_iterations={self.c.max_iterations} without convergence "
+                                        f"({share:.1%} above γ={conv.gamma_threshold:g})")
+        final = ending is not None and self.c.train.final_fit() is not None
+        outcome = None if ending is None or final else Outcome(ending[0], f"{ending[1]}; potential: {pot['path']}", pot["path"])
+        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="final" if final else "done",
+                                   outcome=ending if final else None if outcome is None else (outcome.status, outcome.message))
         log.info("iteration %d: %.1f%% of %d fresh candidates above γ = %g (target < %.1f%%); median γ %.2f, max %.2f",
                  idx, 100 * share, len(gmax), conv.gamma_threshold, 100 * conv.target_share, stats["median"], stats["max"])
         return outcome

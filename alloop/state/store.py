@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from alloop.errors import StateError
 from alloop.state.db import BUSY_TIMEOUT_MS, make_engine, migrate
 
-STAGES = ("generate", "score", "label", "train", "evaluate", "done")
+STAGES = ("generate", "score", "label", "train", "evaluate", "final", "done")
 
 
 def to_blob(arr: np.ndarray) -> bytes:
@@ -181,6 +181,8 @@ class Store:
         """A finished campaign runs on (its iteration limit was raised)."""
         with self._tx() as c:
             c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
+            # the final potential belonged to the ending that is now undone; the new ending fits its own
+            c.execute(text("DELETE FROM final_potential WHERE campaign_id=:c"), {"c": cid})
             self._event(c, cid, None, "info", "campaign", message)
 
     def retry_iteration(self, cid: int, idx: int) -> str:
@@ -504,10 +506,15 @@ class Store:
         outcome: tuple[str, str] | None = None,
     ) -> None:
         """Store the γ evaluation and move the iteration on; with `outcome` (status, message) the campaign
-        ends in the same transaction, so a kill can never leave a finished campaign looking unfinished."""
+        ends in the same transaction, so a kill can never leave a finished campaign looking unfinished. With
+        next_stage 'final' the outcome is kept with the pending final fit instead, and the campaign ends when
+        that fit is stored (finish_final)."""
         share = float(np.mean(gamma_max > threshold)) if len(gamma_max) else 0.0
         with self._tx() as c:
-            if outcome is not None:
+            if outcome is not None and next_stage == "final":
+                c.execute(text("INSERT OR REPLACE INTO final_potential (campaign_id, iteration_idx, outcome, message, created_at) "
+                               "VALUES (:c, :i, :o, :m, :t)"), {"c": cid, "i": idx, "o": outcome[0], "m": outcome[1], "t": time.time()})
+            elif outcome is not None:
                 self._finish(c, cid, *outcome)
             c.execute(
                 text(
@@ -518,6 +525,33 @@ class Store:
             )
             self._event(c, cid, idx, "info", "gamma", f"{share:.1%} of {len(gamma_max)} fresh candidates have max γ > {threshold:g}")
             self._set_stage(c, cid, idx, next_stage)
+
+    def final_potential(self, cid: int) -> dict[str, Any] | None:
+        """The campaign's final fit: iteration_idx, outcome, message and, once fitted, path, active_set, n_train and
+        metrics; None when the campaign has not ended (or predates final fits)."""
+        if self.schema_version < 7:  # read without migrating: no final fits yet
+            return None
+        with self.engine.connect() as c:
+            row = c.execute(text("SELECT * FROM final_potential WHERE campaign_id=:c"), {"c": cid}).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        out["metrics"] = json.loads(out.pop("metrics_json") or "null")
+        return out
+
+    def finish_final(self, cid: int, idx: int, path: str, active_set: str | None, n_train: int, metrics: dict[str, Any],
+                     message: str) -> None:
+        """The final potential stored, its iteration done and the campaign ended with the pending outcome, in one
+        transaction."""
+        with self._tx() as c:
+            outcome = c.execute(text("SELECT outcome FROM final_potential WHERE campaign_id=:c"), {"c": cid}).scalar_one()
+            c.execute(text("UPDATE final_potential SET path=:p, active_set=:a, n_train=:n, metrics_json=:m, message=:msg, finished_at=:t "
+                           "WHERE campaign_id=:c"),
+                      {"c": cid, "p": path, "a": active_set, "n": n_train, "m": json.dumps(metrics, default=float), "msg": message,
+                       "t": time.time()})
+            self._event(c, cid, idx, "info", "train", f"final potential fitted on {n_train} configurations: {path}")
+            self._set_stage(c, cid, idx, "done")
+            self._finish(c, cid, outcome, message)
 
     def gamma_history(self, cid: int) -> list[dict[str, Any]]:
         with self._tx() as c:

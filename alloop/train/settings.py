@@ -93,6 +93,12 @@ class FitSettings(BaseModel):
     warm_maxiter: int | None = Field(
         None, ge=1, description="optimizer iterations of a warm-started fit (default: maxiter)",
     )
+    final_maxiter: int | None = Field(
+        None, ge=0, description="optimizer iterations of the campaign's final fit: once it has converged or reached "
+        "max_iterations, the last potential is fitted on, on the same training data, and stored as the final potential "
+        "that `alloop run` and `alloop status` name (default: 2 x maxiter; 0: no final fit, the last iteration's "
+        "potential is the result)",
+    )
     n_functions: int = Field(
         72, ge=1, description="ACE basis functions per element (pacemaker's number_of_functions_per_element): "
         "a basis for k elements has up to k x n_functions in all (paper: 72 for W, 914 x 4 = 3656 for MoNbTaW)",
@@ -143,6 +149,11 @@ class FitSettings(BaseModel):
         if len(self.nradmax_by_orders) != len(self.lmax_by_orders):
             raise ValueError("nradmax_by_orders and lmax_by_orders must have one entry per body order each")
         return self
+
+    def final_fit(self) -> FitSettings | None:
+        """The settings of the campaign's final fit (warm-started, final_maxiter iterations), or None without one."""
+        n = 2 * self.maxiter if self.final_maxiter is None else self.final_maxiter
+        return None if n == 0 else self.model_copy(update={"warm_start": True, "warm_maxiter": n})
 
     @property
     def ndensity(self) -> int:
