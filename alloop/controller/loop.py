@@ -27,6 +27,7 @@ from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
 from alloop.errors import AlloopError, CampaignChangedError, UnphysicalStructureError
+from alloop.explore.convergence import judge
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
@@ -637,16 +638,9 @@ class Controller:
         if ok:
             fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
             gmax = self._result(idx, "evaluate", fut, "γ evaluation")
-        stats = {
-            "mean": float(np.mean(gmax)) if len(gmax) else 0.0,
-            "median": float(np.median(gmax)) if len(gmax) else 0.0,
-            "p90": float(np.quantile(gmax, 0.9)) if len(gmax) else 0.0,
-            "max": float(np.max(gmax)) if len(gmax) else 0.0,
-        }
-        share = float(np.mean(gmax > conv.gamma_threshold)) if len(gmax) else 0.0
-        history = [h["share_above"] for h in self.store.gamma_history(self.cid) if h["iteration_idx"] < idx] + [share]
-        converged = len(gmax) > 0 and len(history) >= conv.patience and all(s < conv.target_share for s in history[-conv.patience :])
-        if not len(gmax):
+        verdict = judge(gmax, [h["share_above"] for h in self.store.gamma_history(self.cid) if h["iteration_idx"] < idx], conv)
+        share, stats, converged = verdict.share_above, verdict.stats, verdict.converged
+        if not verdict.judged:
             log.warning("iteration %d: no fresh candidates to grade (every motif count is 0 and exploration is off or "
                         "found nothing): convergence cannot be judged, the campaign runs to max_iterations", idx)
         last = idx + 1 >= self.c.max_iterations
