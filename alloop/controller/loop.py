@@ -234,6 +234,12 @@ class Controller:
     def generate(self, idx: int) -> None:
         t0 = time.time()
         pool = self._candidate_pool(idx, STREAM_POOL, sources=True)
+        ex = getattr(pool, "exploration", None)
+        if ex:
+            msg = (f"exploration: {ex['window']} MD frames in the trust window, {ex['above']} above it (counted, not labelled), "
+                   f"{ex['halted']} of {ex['trajectories']} trajectories stopped at γ_halt")
+            log.info("iteration %d: %s", idx, msg)
+            self.store.log_event(self.cid, idx, "info", "explore", msg, data=ex)
         calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
         fresh: list[tuple[str, Atoms]] = []

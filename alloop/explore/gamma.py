@@ -3,21 +3,22 @@
 For every evaluated frame with g = max over atoms of the extrapolation grade γ:
 
 - g <= gamma_lo: interpolation, nothing kept.
-- gamma_lo < g <= gamma_hi: candidate with info["gamma_band"] = "extrapolation".
-- gamma_hi < g <= gamma_halt: candidate with info["gamma_band"] = "high"; the run goes on, as in
-  pacemaker's LAMMPS recipe, which dumps frames above gamma_hi and halts only above gamma_halt.
-- g > gamma_halt: the trajectory stops at this frame (LAMMPS `fix halt`). The frame is still a
-  candidate, with info["gamma_band"] = "halt": it is where the potential breaks down, and a start
-  structure that is already past gamma_halt (a surface for a bulk-only potential) is only
-  returned this way. With the ASE engine γ is tested every step, so this frame is the first one
-  past the threshold, not a configuration the wild forces have already wrecked.
+- gamma_lo < g <= gamma_hi: the trust window. The frame is a candidate, with
+  info["gamma_band"] = "extrapolation": the potential extrapolates, but mildly enough that the MD
+  that produced the frame is still physical.
+- gamma_hi < g <= gamma_halt: the potential is no longer trusted ("high"). The run goes on, as in
+  pacemaker's LAMMPS recipe, but the frame is only counted (`n_above`), never labelled: its
+  geometry is the untrusted potential's, and in a campaign such frames held atoms 1.2 Å apart.
+- g > gamma_halt: the trajectory stops at this frame (LAMMPS `fix halt`), which is counted above
+  the window too. With the ASE engine γ is tested every step.
 
 Frames are evaluated every `sample_interval` steps (step 0 included with the ASE engine) plus the
 halting frame; the halt test runs every step with the ASE engine (γ comes with every force call)
-and every `sample_interval` steps with LAMMPS. Extrapolative frames whose atoms come closer than
+and every `sample_interval` steps with LAMMPS. Window frames whose atoms come closer than
 `min_distance` are counted as rejected instead of returned.
-When there are more than `max_candidates`, trajectories take turns giving up their highest-γ
-frame, so a single runaway trajectory cannot crowd out the others.
+When there are more than `max_candidates`, trajectories share the cap in turns, and each gives
+frames spread evenly over its run rather than its highest-γ ones: which of them is worth labelling
+is decided after, by MaxVol against the active set.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class TrajectorySummary:
     halted: bool
     reason: str  # "completed" or "gamma_halt"
     gamma_max: float  # over the frames evaluated
-    n_candidates: int  # before the max_candidates cap
-    n_rejected: int  # extrapolative frames dropped for atoms closer than min_distance
+    n_candidates: int  # window frames, before the max_candidates cap
+    n_rejected: int  # window frames dropped for atoms closer than min_distance
+    n_above: int = 0  # frames above gamma_hi (the halting one included): counted, not labelled
 
 
 @dataclass
@@ -67,6 +69,14 @@ class ExploreResult:
     candidates: list[Atoms]
     gamma_max_all: np.ndarray  # max γ of every evaluated frame, trajectory after trajectory
     trajectories: list[TrajectorySummary]
+
+    @property
+    def n_above(self) -> int:
+        return sum(t.n_above for t in self.trajectories)
+
+    @property
+    def n_halted(self) -> int:
+        return sum(t.halted for t in self.trajectories)
 
 
 @dataclass
@@ -81,6 +91,7 @@ class TrajectoryRecorder:
     steps_run: int = 0
     halted: bool = False
     n_rejected: int = 0
+    n_above: int = 0
 
     @property
     def start_kind(self) -> str:
@@ -92,8 +103,10 @@ class TrajectoryRecorder:
         self.steps_run = step
         self.gammas.append(float(gamma_max))
         band = classify(gamma_max, self.settings)
-        if band is not Band.INTERPOLATION and frame is not None:
+        if band is Band.EXTRAPOLATION and frame is not None:
             self._keep(step, float(gamma_max), band, frame, gamma)
+        elif band in (Band.HIGH, Band.HALT):
+            self.n_above += 1
         self.halted = band is Band.HALT
         return self.halted
 
@@ -130,18 +143,24 @@ class TrajectoryRecorder:
             gamma_max=max(self.gammas, default=float("nan")),
             n_candidates=len(self.candidates),
             n_rejected=self.n_rejected,
+            n_above=self.n_above,
         )
 
 
 def cap_candidates(per_trajectory: list[list[Atoms]], max_candidates: int) -> list[Atoms]:
-    """Round-robin over trajectories, each giving its frames in order of decreasing γ."""
-    queues = [sorted(c, key=lambda a: -a.info["gamma_max"]) for c in per_trajectory]
+    """At most `max_candidates` frames: the trajectories take turns for a share of the cap, and each gives its
+    share spread evenly over its frames in step order (its first and last included)."""
+    quota = [0] * len(per_trajectory)
+    while sum(quota) < max_candidates and any(q < len(c) for q, c in zip(quota, per_trajectory)):
+        for i, c in enumerate(per_trajectory):
+            if quota[i] < len(c) and sum(quota) < max_candidates:
+                quota[i] += 1
     out: list[Atoms] = []
-    depth = 0
-    while len(out) < max_candidates and any(depth < len(q) for q in queues):
-        out.extend(q[depth] for q in queues if depth < len(q))
-        depth += 1
-    return out[:max_candidates]
+    for q, frames in zip(quota, per_trajectory):
+        if q:
+            ordered = sorted(frames, key=lambda a: a.info.get("md_step", 0))
+            out += [ordered[int(i)] for i in np.unique(np.linspace(0, len(ordered) - 1, q).round().astype(int))]
+    return out
 
 
 def collect(recorders: list[TrajectoryRecorder], max_candidates: int) -> ExploreResult:

@@ -21,6 +21,13 @@ from alloop.train.settings import FitSettings
 log = logging.getLogger(__name__)
 
 
+class CandidatePool(list):
+    """An iteration's candidates, with what the γ-driven MD that made some of them found (`exploration`:
+    window, above, halted and trajectories; None where no MD ran)."""
+
+    exploration: dict[str, int] | None = None
+
+
 def candidate_pool(
     elements: Sequence[str],
     generate: GeneratorSettings,
@@ -43,6 +50,7 @@ def candidate_pool(
         return np.random.default_rng([seed, iteration, stream + offset])
 
     pot, asi = potential if potential is not None else (None, None)
+    exploration = None
     pool = generate_candidates(elements, generate, rng(0), fit=fit, potential=pot, active_set=asi)
     if sources:
         pool = source_candidates(generate.sources, iteration) + pool
@@ -51,11 +59,18 @@ def candidate_pool(
 
         starts = starting_structures(elements, generate, rng(10))
         res = explore(potential[0], potential[1], starts, explore_settings, rng(20))
-        log.info("exploration from %d starts gave %d candidates", len(starts), len(res.candidates))
+        log.info("exploration from %d starts: %d candidates in the trust window (γ_lo %g < γ ≤ γ_hi %g), %d frames above it "
+                 "counted and not labelled, %d of %d trajectories stopped at γ_halt %g", len(starts), len(res.candidates),
+                 explore_settings.gamma_lo, explore_settings.gamma_hi, res.n_above, res.n_halted, len(res.trajectories),
+                 explore_settings.gamma_halt)
         for frame in res.candidates:  # what the database and `alloop status` count them as
             frame.info["kind"] = f"md:{frame.info.get('start_kind', 'unknown')}"
         pool = list(res.candidates) + pool
+        exploration = {"window": len(res.candidates), "above": res.n_above, "halted": res.n_halted,
+                       "trajectories": len(res.trajectories)}
     if n_max is not None and len(pool) > n_max:
         keep = rng(30).choice(len(pool), size=n_max, replace=False)
         pool = [pool[i] for i in sorted(keep)]
-    return pool
+    out = CandidatePool(pool)
+    out.exploration = exploration
+    return out
