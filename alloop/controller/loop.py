@@ -259,13 +259,51 @@ class Controller:
         # calibration cells are always labelled; the budget and max volume apply to the candidates
         n_cal = sum(a.info.get("kind") == KIND_CALIBRATION for _, a in fresh)
         chosen = list(range(n_cal)) + [n_cal + i for i in self._select(idx, [a for _, a in fresh[n_cal:]])]
-        selected = [_new_config(fresh[i][1], fresh[i][0]) for i in chosen]
+        picked, failed = self._relaxed([fresh[i] for i in chosen], known | seen)
+        selected = [_new_config(a, h) for h, a in picked]
+        rejected += failed
         n = self.store.commit_selection(self.cid, idx, selected + rejected)
         log.info(
             "iteration %d: %d candidates, %d selected%s, %d rejected as unphysical (%.1f s)",
             idx, len(pool), n - len(rejected) - n_cal, f" (+{n_cal} energy-reference calibration cells)" if n_cal else "",
             len(rejected), time.time() - t0,
         )
+
+    def _relaxed(self, chosen: list[tuple[str, Atoms]], taken: set[str]) -> tuple[list[tuple[str, Atoms]], list[NewConfiguration]]:
+        """The chosen candidates with their defect motifs (generate.relax.kinds) relaxed by the label member and
+        perturbed; those that would not relax come back as rejected configurations with the reason. Where the
+        member cannot relax anything (a replayed one), the motifs stay as built, and the log says so."""
+        s = self.c.generate.relax
+        which = [k for k, (_, a) in enumerate(chosen) if s.enabled and a.info.get("kind") in s.kinds]
+        if not which:
+            return chosen, []
+        fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(chosen[k][1]) for k in which],
+                                          s, self.c.selection.min_distance, pure=False, key=f"relax-{time.time_ns()}")
+        try:
+            results = _only_result([fut], self._stop, "motif relaxation", self._deaths)
+        except StopRequested:
+            raise
+        except Exception as exc:
+            log.warning("the %d selected defect motifs stay unrelaxed: %s cannot relax them (%s: %s)", len(which), self.energy_member,
+                        type(exc).__name__, exc)
+            return chosen, []
+        out: list[tuple[str, Atoms] | None] = list(chosen)
+        failed, steps = [], []
+        for k, (geometry, record) in zip(which, results):
+            h, built = chosen[k]
+            if geometry is None:
+                failed.append(_new_config(built, h, "failed", str(record)))
+                out[k] = None
+                continue
+            relaxed = atoms_from_json(geometry)
+            relaxed.info.update(built.info)
+            relaxed.info["source"] = {"relaxed": record}  # stored as the configuration's provenance
+            steps.append(record["steps"])
+            h2 = config_hash(relaxed)
+            out[k] = None if h2 in taken else (h2, relaxed)
+        log.info("%d defect motifs relaxed by %s (%s FIRE steps), %d rejected", len(steps), self.energy_member,
+                 f"{min(steps)}-{max(steps)}" if steps else "no", len(failed))
+        return [c for c in out if c is not None], failed
 
     def _select(self, idx: int, structures: list[Atoms]) -> list[int]:
         budget = self.c.selection.budget

@@ -130,6 +130,19 @@ def isolated_atoms_task(member: Any, elements: list[str]) -> dict[str, float]:
     return {el: float(e) for el, e in zip(elements, model.energies(atoms))}
 
 
+def relax_task(member: Any, atoms_jsons: list[str], settings: Any, min_distance: float) -> list[tuple[str | None, Any]]:
+    """Selected motifs relaxed by the label member (alloop.generate.relaxation): per structure, (the relaxed
+    atoms as JSON, the relaxation's record) or (None, the reason it was rejected)."""
+    from alloop.generate.relaxation import relax_motifs
+    from alloop.properties import load_model
+    from alloop.structures import atoms_to_json
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    model = load_model(member=member)
+    res = relax_motifs([atoms_from_json(a) for a in atoms_jsons], model.calculator(), settings, min_distance, member.name)
+    return [(None, r) if isinstance(r, str) else (atoms_to_json(r), r.info["generator"]["relaxed"]) for r in res]
+
+
 def properties_task(target: Any, elements: list[str], settings: Any) -> dict[str, Any]:
     """What an ACE potential (a path) or an ensemble member (a MemberSpec: the teacher) predicts, as a
     PropertyResult dict: alloop.properties.compute_properties."""

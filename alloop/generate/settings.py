@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alloop.generate.relaxation import RelaxSettings
 from alloop.generate.sources import SourceSettings
 from alloop.generate.genome.settings import GenomeSettings
 from alloop.schema import unit
@@ -70,6 +71,10 @@ class GeneratorSettings(BaseModel):
     genome: GenomeSettings | None = Field(
         None, description="the defect genome (alloop.generate.genome), with its own decoration settings; off when "
                           "absent. The small motifs above always put species on sites uniformly at random")
+    relax: RelaxSettings = Field(
+        default_factory=RelaxSettings, description="the selected defect motifs relaxed with the label uMLIP (a capped "
+        "FIRE at fixed cell), then perturbed, before they are scored and labelled; the relaxation is recorded in each "
+        "configuration's generator parameters, and a cell that will not relax is rejected with its reason")
     sources: list[SourceSettings] = Field(
         default_factory=list, description="structure files whose entries become candidates beside (or, with every "
                                           "count 0, instead of) the motifs")

@@ -42,7 +42,7 @@ class NewConfiguration:
     atoms_json: str
     status: str = "selected"
     reason: str | None = None
-    source_json: str | None = None  # data-set provenance: {"file", "index", "group"}
+    source_json: str | None = None  # provenance: a data set's {"file", "index", "group"}; a relaxed motif's {"relaxed": {...}}
 
 
 @dataclass(frozen=True)
@@ -695,7 +695,7 @@ class Store:
                     "SELECT json_extract(c.source_json, '$.file'), json_extract(c.source_json, '$.group'), COUNT(*), "
                     "SUM(l.source='dft'), SUM(l.source='umlip') FROM configuration c "
                     "LEFT JOIN label l ON l.configuration_id=c.id "
-                    "WHERE c.campaign_id=:c AND c.source_json IS NOT NULL GROUP BY 1, 2 ORDER BY MIN(c.id)"
+                    "WHERE c.campaign_id=:c AND json_extract(c.source_json, '$.file') IS NOT NULL GROUP BY 1, 2 ORDER BY MIN(c.id)"
                 ),
                 {"c": cid},
             ).all()
