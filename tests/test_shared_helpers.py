@@ -109,3 +109,50 @@ def test_an_interrupted_caller_takes_its_child_down_with_it(tmp_path: Path) -> N
         signal.signal(signal.SIGALRM, previous)
     status = Path(f"/proc/{int((tmp_path / 'pid').read_text())}/status")
     assert not status.exists() or "State:\tZ" in status.read_text()
+
+
+def test_the_fit_uses_the_shared_helpers_and_the_shared_error_metrics(tmp_path: Path) -> None:
+    import inspect
+
+    import numpy as np
+    import pandas as pd
+
+    from alloop.train import fit
+    from alloop.train.evaluate import error_metrics
+
+    source = inspect.getsource(fit)
+    for own in ("def _write_json_atomic", "def _fsync", "def _locked", "def _signal_name", "subprocess.Popen",
+                "fcntl", "os.killpg", "python-ace=="):
+        assert own not in source, own
+    rng = np.random.default_rng(0)
+    n = np.array([2, 3, 4])
+    forces = [rng.normal(size=(k, 3)) for k in n]
+    pred = pd.DataFrame({"forces": forces, "forces_pred": [f + rng.normal(scale=0.1, size=f.shape) for f in forces],
+                         "energy_corrected": rng.normal(size=3) * n, "energy_pred": rng.normal(size=3) * n})
+    pred.to_pickle(tmp_path / "train_pred.pckl.gzip", compression="gzip")
+    m = error_metrics(pred["energy_corrected"].to_numpy() / n, pred["energy_pred"].to_numpy() / n,
+                      np.concatenate(forces), np.concatenate(list(pred["forces_pred"])))
+    assert fit._rmse(tmp_path / "train_pred.pckl.gzip") == (round(m["energy_rmse"], 4), round(m["force_rmse"], 5))
+    assert fit._rmse(tmp_path / "missing.pckl.gzip") == (None, None)
+
+
+def test_a_fit_locks_its_directory_as_its_task_does(tmp_path: Path) -> None:
+    # fit_ace takes exclusive_dir(workdir, wait=False): within the task that holds it, it enters again; from
+    # another thread it is refused at once
+    workdir = tmp_path / "iter_000" / "fit"
+    with exclusive_dir(workdir):
+        with exclusive_dir(workdir, wait=False):
+            pass
+        refused: list[BaseException] = []
+
+        def fit_elsewhere() -> None:
+            try:
+                with exclusive_dir(workdir, wait=False):
+                    pass
+            except DirectoryBusyError as exc:
+                refused.append(exc)
+
+        t = threading.Thread(target=fit_elsewhere)
+        t.start()
+        t.join()
+        assert len(refused) == 1
