@@ -156,3 +156,16 @@ def test_a_fit_locks_its_directory_as_its_task_does(tmp_path: Path) -> None:
         t.start()
         t.join()
         assert len(refused) == 1
+
+
+def test_the_sweep_routes_by_the_loops_rule() -> None:
+    import numpy as np
+
+    from alloop.train.sweep import SweepData, uses_dft
+    from alloop.uq import partition
+
+    u = np.array([0.0, 0.5, 1.0, 2.0, np.nan, np.inf])
+    data = SweepData([], u, np.zeros(6), [], np.zeros(6), [], None)
+    for u_c in (0.0, 1.0, np.inf):
+        assert (uses_dft(data, u_c) == ~partition(u, u_c)).all()
+    assert uses_dft(data, np.inf).tolist() == [False] * 4 + [True, True]
