@@ -169,3 +169,13 @@ def test_the_sweep_routes_by_the_loops_rule() -> None:
     for u_c in (0.0, 1.0, np.inf):
         assert (uses_dft(data, u_c) == ~partition(u, u_c)).all()
     assert uses_dft(data, np.inf).tolist() == [False] * 4 + [True, True]
+
+
+def test_alloop_properties_takes_its_teacher_by_the_label_member_rule() -> None:
+    import argparse
+
+    from alloop.cli.properties import _teacher_spec
+    from alloop.ensemble import label_members, resolve_ensemble
+
+    spec = _teacher_spec(argparse.Namespace(ensemble="offline-fast", reference=None))
+    assert spec.name == label_members(resolve_ensemble("offline-fast"))[0]
