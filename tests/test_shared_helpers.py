@@ -179,3 +179,37 @@ def test_alloop_properties_takes_its_teacher_by_the_label_member_rule() -> None:
 
     spec = _teacher_spec(argparse.Namespace(ensemble="offline-fast", reference=None))
     assert spec.name == label_members(resolve_ensemble("offline-fast"))[0]
+
+
+def test_every_per_file_cache_keys_on_one_file_stamp_and_reads_a_rewritten_file_again(tmp_path: Path) -> None:
+    import inspect
+
+    import numpy as np
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from alloop.ensemble.adapters import replay as replay_adapter
+    from alloop.generate import sources
+    from alloop.io import file_stamp
+    from alloop.label import replay
+    from alloop.train import model
+
+    for module in (replay_adapter, sources, replay, model):
+        text = inspect.getsource(module)
+        assert "file_stamp(" in text and "st_mtime" not in text and "_CACHE:" not in text, module.__name__
+
+    def labelled(path: Path, energy: float) -> None:
+        a = Atoms("W2", positions=[[0, 0, 0], [1.6, 1.6, 1.6]], cell=[3.2] * 3, pbc=True)
+        a.calc = SinglePointCalculator(a, energy=energy, forces=np.zeros((2, 3)))
+        write(path, [a], format="extxyz")
+
+    path = tmp_path / "dft.extxyz"
+    labelled(path, -20.0)
+    first = file_stamp(path)
+    a = replay.labelled_configurations(path).__next__()[1]
+    assert replay.replayed_energies(replay.ReplaySettings(sources=[path]), [a]).tolist() == [-20.0]
+    time.sleep(0.01)
+    labelled(path, -21.5)
+    assert file_stamp(path) != first
+    assert replay.replayed_energies(replay.ReplaySettings(sources=[path]), [a]).tolist() == [-21.5]
