@@ -63,12 +63,13 @@ class FitSettings(BaseModel):
         "(weight 1/(ΔE + 1 eV)^2; 75 % of the weight on those within 1 eV/atom)",
     )
     max_energy_above_min: float | None = Field(
-        10.0, gt=0, description="eV/atom: structures this far above the lowest one (per-element reference removed) are "
+        10.0, gt=0, description="structures this far above the lowest one per atom (per-element reference removed) are "
         "left out of the fit and counted (pacemaker's DEup); short-range kinds (dimers, trimers, compressed pairs) are weighted down instead",
+        json_schema_extra=unit("eV/atom"),
     )
     max_force: float | None = Field(
-        50.0, gt=0, description="eV/Å: structures with a larger atomic force are left out of the fit and counted "
-        "(pacemaker's DFup); short-range kinds are weighted down instead",
+        50.0, gt=0, description="structures with a larger atomic force are left out of the fit and counted "
+        "(pacemaker's DFup); short-range kinds are weighted down instead", json_schema_extra=unit("eV/Å"),
     )
     short_range_weight: float = Field(
         0.1, gt=0, le=1, description="weight factor of dimers, trimers and compressed pairs, which probe the repulsive wall on purpose",
