@@ -213,3 +213,23 @@ def test_every_per_file_cache_keys_on_one_file_stamp_and_reads_a_rewritten_file_
     labelled(path, -21.5)
     assert file_stamp(path) != first
     assert replay.replayed_energies(replay.ReplaySettings(sources=[path]), [a]).tolist() == [-21.5]
+
+
+def test_lammps_runs_supervised_and_a_failed_run_says_its_exit_code(tmp_path: Path) -> None:
+    import inspect
+
+    from ase.build import bulk
+
+    from alloop.explore import lammps_engine
+    from alloop.explore.settings import ExploreSettings
+
+    assert "subprocess" not in inspect.getsource(lammps_engine) and "run_captured(" in inspect.getsource(lammps_engine)
+    fake = tmp_path / "lmp"
+    fake.write_text("#!/bin/sh\necho 'ERROR: pair style pace/extrapolation is not known' > log.lammps\nexit 3\n")
+    fake.chmod(0o755)
+    (tmp_path / "p.yaml").write_text("")
+    (tmp_path / "p.asi").write_text("")
+    s = ExploreSettings(engine="lammps", lammps_command=str(fake))
+    with pytest.raises(lammps_engine.LammpsError, match=r"(?s)exit 3\).*pair style pace.*ML-PACE"):
+        lammps_engine.run_trajectory(tmp_path / "p.yaml", tmp_path / "p.asi", bulk("W", cubic=True), s, 1,
+                                     tmp_path / "run", None)  # type: ignore[arg-type]
