@@ -27,6 +27,13 @@ from alloop.errors import ConfigError, MissingFileError
 PACEMAKER_SUFFIXES = (".pckl.gzip", ".pkl.gz")
 
 
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """(mtime in ns, size): the version of a file that a per-process cache of what was read from it keys on,
+    so a rewritten file is read again (OSError when it is not there)."""
+    st = Path(path).stat()
+    return st.st_mtime_ns, st.st_size
+
+
 def read_labelled(path: str | Path, *, require_forces: bool = True) -> list[Atoms]:
     """Structures of `path` with reference energy/forces attached (see module doc for formats).
 

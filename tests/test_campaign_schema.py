@@ -179,3 +179,28 @@ def test_a_key_moved_into_an_optional_section_does_not_switch_that_section_on():
     assert off == {"convergence": {}} and "is in a section this campaign does not set" in notes[0].message
     on, _ = upgrade({"convergence": {"gamma_threshold": 2.0}, "explore": {"steps": 10}}, table=table)
     assert on == {"convergence": {}, "explore": {"steps": 10, "gamma_lo": 2.0}}
+
+
+def test_the_fit_and_exploration_keys_say_what_they_mean_with_their_units():
+    from alloop.explore.settings import ExploreSettings
+    from alloop.schema import field_unit
+    from alloop.train.settings import FitSettings
+
+    for model in (FitSettings, ExploreSettings):
+        assert [k for k, f in keys_of(model).items() if not (f.description or "").strip()] == [], model.__name__
+    units = {k: field_unit(f) for k, f in {**keys_of(FitSettings), **keys_of(ExploreSettings)}.items()}
+    assert (units["cutoff"], units["timeout_s"], units["temperature"], units["timestep"], units["pressure"]) == \
+        ("Å", "s", "K", "fs", "GPa")
+
+
+def test_a_unit_is_the_units_column_not_the_start_of_the_meaning():
+    # explain prints a key's unit after its value and default; a description starting "eV/atom: ..." hid it
+    from alloop.schema import field_unit
+
+    models = settings_models(Campaign)
+    described = [(m.__name__, k, f) for m in models for k, f in keys_of(m).items()]
+    assert [f"{m}.{k}" for m, k, f in described
+            if (f.description or "").split(":")[0].strip() in ("Å", "eV", "eV/atom", "eV/Å", "s", "K", "fs", "GPa")] == []
+    units = {f"{m}.{k}": field_unit(f) for m, k, f in described}
+    assert (units["FitSettings.max_energy_above_min"], units["FitSettings.max_force"],
+            units["EnergyReferenceSettings.outlier_scale"], units["PropertySettings.fmax"]) == ("eV/atom", "eV/Å", "eV/atom", "eV/Å")

@@ -109,3 +109,127 @@ def test_an_interrupted_caller_takes_its_child_down_with_it(tmp_path: Path) -> N
         signal.signal(signal.SIGALRM, previous)
     status = Path(f"/proc/{int((tmp_path / 'pid').read_text())}/status")
     assert not status.exists() or "State:\tZ" in status.read_text()
+
+
+def test_the_fit_uses_the_shared_helpers_and_the_shared_error_metrics(tmp_path: Path) -> None:
+    import inspect
+
+    import numpy as np
+    import pandas as pd
+
+    from alloop.train import fit
+    from alloop.train.evaluate import error_metrics
+
+    source = inspect.getsource(fit)
+    for own in ("def _write_json_atomic", "def _fsync", "def _locked", "def _signal_name", "subprocess.Popen",
+                "fcntl", "os.killpg", "python-ace=="):
+        assert own not in source, own
+    rng = np.random.default_rng(0)
+    n = np.array([2, 3, 4])
+    forces = [rng.normal(size=(k, 3)) for k in n]
+    pred = pd.DataFrame({"forces": forces, "forces_pred": [f + rng.normal(scale=0.1, size=f.shape) for f in forces],
+                         "energy_corrected": rng.normal(size=3) * n, "energy_pred": rng.normal(size=3) * n})
+    pred.to_pickle(tmp_path / "train_pred.pckl.gzip", compression="gzip")
+    m = error_metrics(pred["energy_corrected"].to_numpy() / n, pred["energy_pred"].to_numpy() / n,
+                      np.concatenate(forces), np.concatenate(list(pred["forces_pred"])))
+    assert fit._rmse(tmp_path / "train_pred.pckl.gzip") == (round(m["energy_rmse"], 4), round(m["force_rmse"], 5))
+    assert fit._rmse(tmp_path / "missing.pckl.gzip") == (None, None)
+
+
+def test_a_fit_locks_its_directory_as_its_task_does(tmp_path: Path) -> None:
+    # fit_ace takes exclusive_dir(workdir, wait=False): within the task that holds it, it enters again; from
+    # another thread it is refused at once
+    workdir = tmp_path / "iter_000" / "fit"
+    with exclusive_dir(workdir):
+        with exclusive_dir(workdir, wait=False):
+            pass
+        refused: list[BaseException] = []
+
+        def fit_elsewhere() -> None:
+            try:
+                with exclusive_dir(workdir, wait=False):
+                    pass
+            except DirectoryBusyError as exc:
+                refused.append(exc)
+
+        t = threading.Thread(target=fit_elsewhere)
+        t.start()
+        t.join()
+        assert len(refused) == 1
+
+
+def test_the_sweep_routes_by_the_loops_rule() -> None:
+    import numpy as np
+
+    from alloop.train.sweep import SweepData, uses_dft
+    from alloop.uq import partition
+
+    u = np.array([0.0, 0.5, 1.0, 2.0, np.nan, np.inf])
+    data = SweepData([], u, np.zeros(6), [], np.zeros(6), [], None)
+    for u_c in (0.0, 1.0, np.inf):
+        assert (uses_dft(data, u_c) == ~partition(u, u_c)).all()
+    assert uses_dft(data, np.inf).tolist() == [False] * 4 + [True, True]
+
+
+def test_alloop_properties_takes_its_teacher_by_the_label_member_rule() -> None:
+    import argparse
+
+    from alloop.cli.properties import _teacher_spec
+    from alloop.ensemble import label_members, resolve_ensemble
+
+    spec = _teacher_spec(argparse.Namespace(ensemble="offline-fast", reference=None))
+    assert spec.name == label_members(resolve_ensemble("offline-fast"))[0]
+
+
+def test_every_per_file_cache_keys_on_one_file_stamp_and_reads_a_rewritten_file_again(tmp_path: Path) -> None:
+    import inspect
+
+    import numpy as np
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from alloop.ensemble.adapters import replay as replay_adapter
+    from alloop.generate import sources
+    from alloop.io import file_stamp
+    from alloop.label import replay
+    from alloop.train import model
+
+    for module in (replay_adapter, sources, replay, model):
+        text = inspect.getsource(module)
+        assert "file_stamp(" in text and "st_mtime" not in text and "_CACHE:" not in text, module.__name__
+
+    def labelled(path: Path, energy: float) -> None:
+        a = Atoms("W2", positions=[[0, 0, 0], [1.6, 1.6, 1.6]], cell=[3.2] * 3, pbc=True)
+        a.calc = SinglePointCalculator(a, energy=energy, forces=np.zeros((2, 3)))
+        write(path, [a], format="extxyz")
+
+    path = tmp_path / "dft.extxyz"
+    labelled(path, -20.0)
+    first = file_stamp(path)
+    a = replay.labelled_configurations(path).__next__()[1]
+    assert replay.replayed_energies(replay.ReplaySettings(sources=[path]), [a]).tolist() == [-20.0]
+    time.sleep(0.01)
+    labelled(path, -21.5)
+    assert file_stamp(path) != first
+    assert replay.replayed_energies(replay.ReplaySettings(sources=[path]), [a]).tolist() == [-21.5]
+
+
+def test_lammps_runs_supervised_and_a_failed_run_says_its_exit_code(tmp_path: Path) -> None:
+    import inspect
+
+    from ase.build import bulk
+
+    from alloop.explore import lammps_engine
+    from alloop.explore.settings import ExploreSettings
+
+    assert "subprocess" not in inspect.getsource(lammps_engine) and "run_captured(" in inspect.getsource(lammps_engine)
+    fake = tmp_path / "lmp"
+    fake.write_text("#!/bin/sh\necho 'ERROR: pair style pace/extrapolation is not known' > log.lammps\nexit 3\n")
+    fake.chmod(0o755)
+    (tmp_path / "p.yaml").write_text("")
+    (tmp_path / "p.asi").write_text("")
+    s = ExploreSettings(engine="lammps", lammps_command=str(fake))
+    with pytest.raises(lammps_engine.LammpsError, match=r"(?s)exit 3\).*pair style pace.*ML-PACE"):
+        lammps_engine.run_trajectory(tmp_path / "p.yaml", tmp_path / "p.asi", bulk("W", cubic=True), s, 1,
+                                     tmp_path / "run", None)  # type: ignore[arg-type]

@@ -114,10 +114,10 @@ def _teacher_spec(args: argparse.Namespace) -> Any:
         if args.reference is not None:
             raise ConfigError(["--reference needs -e ENSEMBLE (the ensemble the member is in)"], "command line")
         return None
-    from alloop.ensemble import resolve_ensemble
+    from alloop.ensemble import label_members, resolve_ensemble
 
     ens = resolve_ensemble(args.ensemble)
-    name = args.reference or ens.energy_member or ens.members[0].name
+    name = args.reference or label_members(ens)[0]
     return ens.member(name)
 
 
@@ -175,7 +175,7 @@ def _output(args: argparse.Namespace, result: Any, teacher: Any, extra: dict[str
 def _campaign(args: argparse.Namespace) -> str:
     from alloop.config import load_campaign
     from alloop.controller.tasks import properties_task
-    from alloop.ensemble import resolve_ensemble
+    from alloop.ensemble import label_members, resolve_ensemble
     from alloop.properties import PropertyResult
     from alloop.properties.settings import fingerprint
     from alloop.properties.table import trend_table
@@ -188,7 +188,7 @@ def _campaign(args: argparse.Namespace) -> str:
     settings = _settings(args, campaign.properties)
     fp = fingerprint(settings)
     ens = resolve_ensemble(campaign.ensemble, check_files=False)
-    teacher_name = args.reference or campaign.labels.energy_member or ens.energy_member or ens.members[0].name
+    teacher_name = args.reference or label_members(ens, campaign.labels.energy_member, campaign.labels.force_member)[0]
     elements = list(args.elements or campaign.elements)
     store = Store.open_existing(campaign.database_path)
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from ase.io.lammpsdata import write_lammps_data
 from alloop.errors import AlloopError, MissingFileError
 from alloop.explore.gamma import TrajectoryRecorder
 from alloop.explore.settings import ExploreSettings
+from alloop.process import run_captured
 
 GAMMA_FILE = "gamma.txt"
 DUMP_FILE = "candidates.dump"
@@ -160,12 +160,8 @@ def run_trajectory(
     with open(workdir / "structure.data", "w") as fd:
         write_lammps_data(fd, start, specorder=elements, masses=True, units="metal", prismobj=prism)
     (workdir / "in.lammps").write_text(lammps_input(s, elements, seed, "potential.yaml", "potential.asi"))
-    proc = subprocess.run(
-        [*argv, "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
+    # supervised: an interrupted exploration stops LAMMPS (and an mpirun's ranks) with it
+    proc = run_captured([*argv, "-in", "in.lammps", "-log", "log.lammps", "-screen", "none"], cwd=workdir, timeout_s=None)
     gamma_log = workdir / GAMMA_FILE
     if proc.returncode != 0 or not gamma_log.exists():
         log = workdir / "log.lammps"

@@ -18,6 +18,7 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alloop.errors import ConfigError, MissingFileError
+from alloop.io import file_stamp
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
@@ -71,7 +72,7 @@ def selected_indices(indices: str | None, n: int, path: str | Path) -> list[int]
 
 
 @functools.lru_cache(maxsize=4)
-def _read(path: str, _mtime_ns: int) -> tuple[Atoms, ...]:
+def _read(path: str, _stamp: tuple[int, int]) -> tuple[Atoms, ...]:
     from alloop.io import read_labelled
 
     return tuple(read_labelled(path, require_forces=False))
@@ -84,7 +85,7 @@ def source_entries(source: SourceSettings) -> list[Atoms]:
     if not path.is_file():
         raise MissingFileError(path, "candidate source (generate.sources)",
                                "give the path of an existing structure file (relative paths are relative to the campaign file)")
-    frames = _read(str(path.resolve()), path.stat().st_mtime_ns)
+    frames = _read(str(path.resolve()), file_stamp(path))
     keep = selected_indices(source.indices, len(frames), path)
     out = []
     for i in keep:

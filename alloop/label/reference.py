@@ -23,6 +23,7 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
 from alloop.errors import FitError
+from alloop.schema import unit
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ class EnergyReferenceSettings(BaseModel):
     strains: list[float] = Field(default_factory=lambda: [-0.01, 0.0, 0.01], min_length=1,
                                  description="isotropic strains of the calibration bulk cells")
     n_alloy: int = Field(3, ge=0, description="random-composition calibration cells for alloys")
-    outlier_scale: float = Field(0.05, gt=0, description="eV/atom: residuals beyond this weigh less (soft-L1 loss)")
+    outlier_scale: float = Field(0.05, gt=0, description="residuals beyond this weigh less (soft-L1 loss)",
+                                 json_schema_extra=unit("eV/atom"))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ scale (extxyz); the JSON sets' kBar values with VASP's sign are not used.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
-from alloop.io import read_labelled
+from alloop.io import file_stamp, read_labelled
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult
 from alloop.structures import GeometryIndex, config_hash
 
@@ -62,15 +63,15 @@ class ReplayIndex(GeometryIndex[ReplayEntry]):
                 self.add(atoms, ReplayEntry(energy, forces, stress, str(path), i))
 
 
-_INDEX_CACHE: dict[tuple[tuple[str, float], ...], ReplayIndex] = {}
-
-
 def replay_index(sources: list[Path]) -> ReplayIndex:
-    """The index over `sources`, built once per process and file version."""
-    key = tuple((str(Path(p).resolve()), Path(p).stat().st_mtime if Path(p).exists() else -1.0) for p in sources)
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE[key] = ReplayIndex(sources)
-    return _INDEX_CACHE[key]
+    """The index over `sources`, built once per process and file version (alloop.io.file_stamp)."""
+    return _index(tuple(str(p) for p in sources),
+                  tuple((str(Path(p).resolve()), file_stamp(p) if Path(p).exists() else None) for p in sources))
+
+
+@functools.lru_cache(maxsize=4)
+def _index(sources: tuple[str, ...], _stamps: tuple[tuple[str, tuple[int, int] | None], ...]) -> ReplayIndex:
+    return ReplayIndex([Path(p) for p in sources])
 
 
 class ReplayBackend(DFTBackend):

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alloop.schema import unit
+
 PropertyGroup = Literal["lattice", "elastic", "vacancy", "interstitials", "surfaces", "gsfe", "mixing"]
 ALL_GROUPS: tuple[str, ...] = PropertyGroup.__args__  # type: ignore[attr-defined]
 # What a campaign computes after every fit unless told otherwise: everything but the slowest part (the
@@ -32,12 +34,13 @@ class PropertySettings(BaseModel):
                               "(bcc 4: 128 atoms, 5: 250)")
     mixing_cells: int = Field(3, ge=2, le=6, description="cubic cells per edge of a random solid solution (bcc 3: 54 atoms)")
     mixing_samples: int = Field(2, ge=1, description="random solid solutions drawn per composition")
-    fmax: float = Field(0.01, gt=0, description="eV/Å: relaxations stop when every force is below this")
+    fmax: float = Field(0.01, gt=0, description="relaxations stop when every force is below this",
+                        json_schema_extra=unit("eV/Å"))
     max_steps: int = Field(300, ge=1, description="steps before a relaxation counts as not converged")
     seed: int = Field(0, description="seed of the random solid solutions")
     atom_energies: dict[str, float] = Field(
-        default_factory=dict, description="eV: isolated-atom energy per element on the potential's energy scale; "
-        "the cohesive energy is only computed for elements given here")
+        default_factory=dict, description="isolated-atom energy per element on the potential's energy scale; "
+        "the cohesive energy is only computed for elements given here", json_schema_extra=unit("eV"))
 
 
 def fingerprint(settings: PropertySettings) -> str:

@@ -14,8 +14,6 @@ before fitting again.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -23,11 +21,9 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from alloop.atomic import fsync_paths, write_json_atomic
 from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
-from alloop.process import die_with_parent
+from alloop.locks import exclusive_dir
+from alloop.process import run_child, signal_name, tail_lines
 from alloop.structures import config_hash, validate_atoms
 from alloop.train.settings import FitSettings, render_input
 
@@ -51,7 +49,6 @@ TEST_FILE = "test.pckl.gzip"
 LOG_FILE = "pacemaker.log"
 POTENTIAL_FILE = "output_potential.yaml"
 ACTIVE_SET_FILE = "output_potential.asi"
-_LOCK_FILE = ".fit.lock"
 _DONE_VERSION = 1
 _MEMBER_RE = re.compile(r"^member_\d+$")
 _NAN_LOSS_RE = re.compile(r"loss.*\b(nan|inf)\b", re.IGNORECASE)
@@ -127,7 +124,7 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
     Returns the stored result without refitting when `workdir` already holds a completed fit of the same
     data and settings. Raises FitError for unusable data or a failed fit; fit_done.json then stays absent.
     """
-    workdir = Path(workdir).resolve()
+    given, workdir = Path(workdir), Path(workdir).resolve()  # the lock keys on the caller's spelling (its task's lock)
     elements = sorted(set(elements))
     frame = training_frame(data, elements)
     warm = _warm_start(warm_from, settings, elements)
@@ -139,8 +136,8 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
         frame["energy_corrected"] = frame["energy"] - _composition(frame, elements) @ np.array([reference[el] for el in elements])
     r_in = _core_radius(frame, elements) if settings.repulsion else None
     fingerprint = fit_fingerprint(frame, settings, elements, warm)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with _locked(workdir):
+    # the task around a campaign's fit holds this lock already (re-entrant); a second fit in it is refused
+    with exclusive_dir(given, wait=False):
         done = _completed(workdir, fingerprint)
         if done is not None:
             log.info("fit in %s is complete, reusing it", workdir)
@@ -183,8 +180,9 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
             reference_energy=reference,
             basis_signature=basis_signature(settings, elements),
         )
-        _fsync([workdir / TRAIN_FILE, active_set, *members])
-        _write_json_atomic(workdir / DONE_FILE, result._to_json(fingerprint))
+        # outputs reach the disk before fit_done.json claims they exist (a power cut must not lie)
+        fsync_paths([workdir / TRAIN_FILE, active_set, *members])
+        write_json_atomic(workdir / DONE_FILE, result._to_json(fingerprint), indent=1)
         log.info(
             "fit done in %.0f s: energy RMSE train/test %s/%s meV/atom, force RMSE %s/%s eV/Å",
             result.wall_time_s, metrics["energy_rmse_train"], metrics["energy_rmse_test"],
@@ -379,7 +377,7 @@ def _check_basis_covered(train: pd.DataFrame, settings: FitSettings, elements: l
     try:
         model = untrained_model(settings, tuple(elements))
     except ImportError as exc:
-        raise MissingFileError("pyace", "pacemaker (python-ace)", "pip install python-ace==0.4.0rc1") from exc
+        raise MissingFileError("pyace", "pacemaker (python-ace)", _install_ace()) from exc
     n_funcs = {model.elements[st]: n for st, n in model.n_functions.items()}
     counts: dict[str, int] = dict.fromkeys(elements, 0)
     for atoms in train["ase_atoms"]:
@@ -405,12 +403,18 @@ def _split(frame: pd.DataFrame, settings: FitSettings) -> tuple[pd.DataFrame, pd
 
 
 # ---------------------------------------------------------------------------------------------- running
+def _install_ace() -> str:
+    from alloop.ensemble.pins import pinned
+
+    return f"pip install {pinned('python-ace')}"
+
+
 def _executable(name: str) -> str:
     # The venv's bin/ is not on PATH when alloop runs as .venv/bin/python; look beside the interpreter first.
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.is_file() else shutil.which(name)
     if not found:
-        raise MissingFileError(name, f"`{name}` executable (python-ace)", "pip install python-ace==0.4.0rc1")
+        raise MissingFileError(name, f"`{name}` executable (python-ace)", _install_ace())
     return found
 
 
@@ -433,20 +437,13 @@ def _run_surviving_signals(cmd: list[str], cwd: Path, log_path: Path, timeout_s:
         except _KilledBySignal as exc:
             if attempt == FIT_ATTEMPTS:
                 raise FitError(f"{what} was killed by a signal in each of {FIT_ATTEMPTS} attempts, the last time by "
-                               f"{_signal_name(exc.signum)}; look for memory limits (dmesg, the batch system's "
+                               f"{signal_name(exc.signum)}; look for memory limits (dmesg, the batch system's "
                                f"accounting); log: {log_path}") from None
-            log.warning("%s killed by %s (attempt %d of %d); running it again", what, _signal_name(exc.signum),
+            log.warning("%s killed by %s (attempt %d of %d); running it again", what, signal_name(exc.signum),
                         attempt, FIT_ATTEMPTS)
             for p in cwd.iterdir():
                 if p.name not in keep:
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return f"signal {signum} ({signal.Signals(signum).name})"
-    except ValueError:
-        return f"signal {signum}"
 
 
 def _run(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, what: str) -> None:
@@ -455,25 +452,12 @@ def _run(cmd: list[str], cwd: Path, log_path: Path, timeout_s: float | None, wha
     with open(log_path, "a") as out:
         out.write(f"\n===== {what} in {cwd} ({time.strftime('%Y-%m-%d %H:%M:%S')}): {' '.join(cmd)}\n")
         out.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                preexec_fn=die_with_parent)
-        try:
-            rc = proc.wait(timeout=timeout_s)
-        except BaseException:
-            # Timeout or our own interruption: never leave a fit running behind a dead controller.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if sys.exc_info()[0] is subprocess.TimeoutExpired:
-                raise FitError(f"{what} did not finish within {timeout_s:.0f} s (log: {log_path})") from None
-            raise
+        # a timeout or our own interruption stops the whole group: never a fit running behind a dead controller
+        rc, timed_out = run_child(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout_s=timeout_s)
+    if timed_out:
+        raise FitError(f"{what} did not finish within {timeout_s:.0f} s (log: {log_path})")
     if rc < 0:
-        raise _KilledBySignal(f"{what} was killed by {_signal_name(-rc)}", -rc)
+        raise _KilledBySignal(f"{what} was killed by {signal_name(-rc)}", -rc)
     if rc != 0:
         raise FitError(f"{what} failed with exit code {rc}; last lines of {log_path}:\n{_tail(log_path)}")
 
@@ -483,7 +467,7 @@ def _tail(path: Path, n: int = 15) -> str:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    return "\n".join("    " + line for line in lines[-n:])
+    return tail_lines("\n".join(lines), n, "    ")
 
 
 def _checked_potential(mdir: Path, maxiter: int) -> Path:
@@ -569,32 +553,23 @@ def _member_metrics(mdir: Path, maxiter: int) -> dict[str, Any]:
 
 
 def _rmse(pred_file: Path) -> tuple[float | None, float | None]:
-    """(energy RMSE in meV/atom, force RMSE in eV/Å per component) from pacemaker's predictions."""
+    """(energy RMSE in meV/atom, force RMSE in eV/Å per component) from pacemaker's predictions
+    (alloop.train.evaluate.error_metrics, the rule of every other error alloop reports)."""
     import pandas as pd
+
+    from alloop.train.evaluate import error_metrics
 
     if not pred_file.is_file():
         return None, None
     df = pd.read_pickle(pred_file, compression="gzip")
     n = df["forces"].map(len).to_numpy()
-    de = (df["energy_pred"].to_numpy(float) - df["energy_corrected"].to_numpy(float)) / n
-    df_ = np.concatenate([np.asarray(p) - np.asarray(r) for p, r in zip(df["forces_pred"], df["forces"])])
-    return round(float(np.sqrt(np.mean(de**2))) * 1e3, 4), round(float(np.sqrt(np.mean(df_**2))), 5)
+    m = error_metrics(df["energy_corrected"].to_numpy(float) / n, df["energy_pred"].to_numpy(float) / n,
+                      np.concatenate([np.asarray(r).ravel() for r in df["forces"]]),
+                      np.concatenate([np.asarray(p).ravel() for p in df["forces_pred"]]))
+    return round(m["energy_rmse"], 4), round(m["force_rmse"], 5)
 
 
 # ---------------------------------------------------------------------------------------------- workdir state
-@contextlib.contextmanager
-def _locked(workdir: Path) -> Iterator[None]:
-    with open(workdir / _LOCK_FILE, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FitError(f"another process is fitting in {workdir}") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _completed(workdir: Path, fingerprint: str | None) -> FitResult | None:
     path = workdir / DONE_FILE
     if not path.is_file():
@@ -625,27 +600,3 @@ def _clean(workdir: Path) -> None:
             shutil.rmtree(entry)
         elif entry.name in (TRAIN_FILE, TEST_FILE, LOG_FILE) or entry.name.startswith(f".{DONE_FILE}."):
             entry.unlink()
-
-
-def _fsync(paths: list[Path]) -> None:
-    """Outputs reach the disk before fit_done.json claims they exist (a power cut must not lie)."""
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -13,6 +13,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
+from alloop.io import file_stamp
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def load_ace(potential: str | Path, active_set: str | Path | None = None) -> Ace
     when either file changes on disk."""
     pot = _existing(potential, "ACE potential")
     asi = None if active_set is None else _existing(active_set, "ACE active set (.asi)")
-    return _load_cached(str(pot), _stamp(pot), None if asi is None else str(asi), None if asi is None else _stamp(asi))
+    return _load_cached(str(pot), file_stamp(pot), None if asi is None else str(asi), None if asi is None else file_stamp(asi))
 
 
 def _existing(path: str | Path, what: str) -> Path:
@@ -47,11 +48,6 @@ def _existing(path: str | Path, what: str) -> Path:
     if not p.is_file():
         raise MissingFileError(p, what, "check the path, or fit a potential first (alloop.train.fit_ace)")
     return p
-
-
-def _stamp(p: Path) -> tuple[int, int]:
-    st = p.stat()
-    return st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=8)
@@ -123,7 +119,7 @@ def predict(potential: str | Path, structures: Sequence[Atoms]) -> tuple[np.ndar
     without per-element reference energies gets them back, so energies compare with their labels."""
     model = load_ace(potential)
     check_structures(model, structures)
-    calc = _calculator(str(model.potential), _stamp(model.potential))
+    calc = _calculator(str(model.potential), file_stamp(model.potential))
     ref = model.reference_energy
     shift = ref.get("shift", 0.0)
     energies = np.empty(len(structures))

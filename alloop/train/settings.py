@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alloop.errors import MissingFileError
 from alloop.resources import template_path
+from alloop.schema import unit
 from alloop.train.test_sets import TestSet
 
 # E_i = φ + φ^1/2 + φ^1/8 + φ^1/4 + φ^3/8 + φ^3/4 + φ^7/8 + φ^2 (paper, Methods; following its ref. 47)
@@ -62,12 +63,13 @@ class FitSettings(BaseModel):
         "(weight 1/(ΔE + 1 eV)^2; 75 % of the weight on those within 1 eV/atom)",
     )
     max_energy_above_min: float | None = Field(
-        10.0, gt=0, description="eV/atom: structures this far above the lowest one (per-element reference removed) are "
+        10.0, gt=0, description="structures this far above the lowest one per atom (per-element reference removed) are "
         "left out of the fit and counted (pacemaker's DEup); short-range kinds (dimers, trimers, compressed pairs) are weighted down instead",
+        json_schema_extra=unit("eV/atom"),
     )
     max_force: float | None = Field(
-        50.0, gt=0, description="eV/Å: structures with a larger atomic force are left out of the fit and counted "
-        "(pacemaker's DFup); short-range kinds are weighted down instead",
+        50.0, gt=0, description="structures with a larger atomic force are left out of the fit and counted "
+        "(pacemaker's DFup); short-range kinds are weighted down instead", json_schema_extra=unit("eV/Å"),
     )
     short_range_weight: float = Field(
         0.1, gt=0, le=1, description="weight factor of dimers, trimers and compressed pairs, which probe the repulsive wall on purpose",
@@ -109,23 +111,29 @@ class FitSettings(BaseModel):
     lmax_by_orders: list[int] = Field(
         default_factory=lambda: [0, 4, 2, 0], min_length=1, description="maximum angular momentum per body order"
     )
-    cutoff: float = Field(5.0, gt=0, description="Å")
+    cutoff: float = Field(5.0, gt=0, description="radial cutoff of the ACE basis; generation keeps vacuum gaps and "
+                          "defect cells wider than it", json_schema_extra=unit("Å"))
     kappa: float = Field(0.3, ge=0, le=1, description="relative force weight in the loss (paper: 0.01)")
-    optimizer: Literal["BFGS", "L-BFGS-B"] = "BFGS"
+    optimizer: Literal["BFGS", "L-BFGS-B"] = Field("BFGS", description="pacemaker's scipy optimizer")
     maxiter: int = Field(2000, ge=1, description="optimizer iterations")
-    radial_basis: Literal["SBessel", "ChebExpCos", "ChebPow"] = "SBessel"
-    radial_parameters: list[float] = Field(default_factory=lambda: [5.25])
-    npot: Literal["FinnisSinclairShiftedScaled", "FinnisSinclair"] = "FinnisSinclairShiftedScaled"
+    radial_basis: Literal["SBessel", "ChebExpCos", "ChebPow"] = Field(
+        "SBessel", description="radial basis functions (pacemaker's radbase)")
+    radial_parameters: list[float] = Field(
+        default_factory=lambda: [5.25], description="parameters of the radial basis (pacemaker's radparameters)")
+    npot: Literal["FinnisSinclairShiftedScaled", "FinnisSinclair"] = Field(
+        "FinnisSinclairShiftedScaled", description="embedding function of the densities (pacemaker's npot)")
     fs_parameters: list[float] = Field(
         default_factory=lambda: list(PAPER_FS_PARAMETERS),
         description="(prefactor, exponent) pairs of the embedding terms; their count is pacemaker's ndensity",
     )
-    evaluator: Literal["tensorpot", "pyace"] = "tensorpot"
+    evaluator: Literal["tensorpot", "pyace"] = Field(
+        "tensorpot", description="pacemaker's backend: tensorpot (TensorFlow, batched) or pyace")
     committee: int = Field(1, ge=1, description="independently initialised fits (paper: 5); the first is the potential")
     seed: int = Field(42, description="seeds the train/test split and member k's initial coefficients (seed + k)")
     test_fraction: float = Field(0.1, ge=0, lt=1, description="share of structures held out for the test metrics")
     batch_size: int = Field(100, ge=1, description="structures per tensorpot batch (memory vs speed)")
-    timeout_s: float | None = Field(None, gt=0, description="give up on one pacemaker run after this long")
+    timeout_s: float | None = Field(None, gt=0, description="give up on one pacemaker run after this long",
+                                    json_schema_extra=unit("s"))
     extra: dict[str, Any] = Field(default_factory=dict, description="merged into the pacemaker input (experts)")
     test_sets: list[TestSet] = Field(
         default_factory=list, description="labelled DFT the campaign never trains on: every potential is scored on each "

@@ -22,6 +22,7 @@ from alloop.label.mixing import corrected_energies, label_frame
 from alloop.label.reference import EnergyReference
 from alloop.train.evaluate import error_metrics
 from alloop.train.settings import FitSettings
+from alloop.uq import partition
 
 #: The keys of every sweep row (energies meV/atom, forces eV/Å, shares 0..1).
 ROW_KEYS = (
@@ -58,8 +59,9 @@ def held_out_split(n: int, fraction: float, seed: int) -> np.ndarray:
 
 
 def uses_dft(data: SweepData, u_c: float) -> np.ndarray:
-    """(n,) bool: labelled by DFT at this U_c (the paper's strict rule: U < U_c takes the uMLIP label)."""
-    return ~(np.isfinite(data.u) & (data.u < u_c))
+    """(n,) bool: labelled by DFT at this U_c: not `alloop.uq.partition`'s strict U < U_c, the rule the
+    loop routes by (a NaN U goes to DFT)."""
+    return ~partition(data.u, u_c)
 
 
 def sweep_frame(data: SweepData, u_c: float, train: np.ndarray) -> Any:

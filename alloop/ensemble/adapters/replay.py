@@ -25,6 +25,7 @@ from ase import Atoms
 from alloop.ensemble.members import BatchOutput, Member
 from alloop.ensemble.spec import MemberSpec
 from alloop.errors import ConfigError, MemberError
+from alloop.io import file_stamp
 from alloop.structures import GeometryIndex, config_hash
 
 
@@ -41,7 +42,7 @@ class StoredModel:
 
 def stored_models(path: str | Path) -> list[str]:
     """The model names whose forces `path` stores."""
-    return sorted(_table(str(Path(path).resolve()), _stamp(path)).forces)
+    return sorted(_table(str(Path(path).resolve()), file_stamp(path)).forces)
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,6 @@ class _Table:
     atoms: list[Atoms]
     energies: dict[str, np.ndarray]
     forces: dict[str, list[np.ndarray]]
-
-
-def _stamp(path: str | Path) -> tuple[int, int]:
-    st = Path(path).stat()
-    return st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=4)
@@ -100,7 +96,7 @@ def _geometry_index(path: str, _stamp: tuple[int, int]) -> GeometryIndex[int]:
 def load_stored_model(path: str | Path, model: str) -> StoredModel:
     """MemberError naming the models the file does hold when `model` is not among them."""
     p = str(Path(path).resolve())
-    stamp = _stamp(p)
+    stamp = file_stamp(p)
     table = _table(p, stamp)
     if model not in table.forces:
         raise MemberError(f"{p} stores no predictions of model '{model}' (it has: {', '.join(sorted(table.forces))})")
