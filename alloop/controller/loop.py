@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -86,9 +85,7 @@ class Controller:
         self._isolated: tuple[dict[str, float] | None] | None = None  # the energy member's isolated atoms, once asked
 
     # ------------------------------------------------------------------ driver
-    def request_stop(self, *_: object) -> None:
-        if not self._stop.is_set():
-            log.warning("stop requested: finishing the current transaction, then exiting (running DFT is left to finish)")
+    def request_stop(self) -> None:
         self._stop.set()
 
     def _check_stop(self) -> None:
@@ -96,21 +93,17 @@ class Controller:
             raise StopRequested
 
     def run(self) -> Outcome:
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                previous[sig] = signal.signal(sig, self.request_stop)
+        """Drive the campaign until it ends, fails or is asked to stop (the `stop` event: `alloop run` sets it on
+        SIGTERM/SIGINT, alloop.cli.run.stop_on_signals being the one place signals are taken)."""
         try:
             with ControllerLock(self.store, self.cid), self._deaths.watching():
                 return self._run()
         except IterationFailed as exc:
             return Outcome("failed", str(exc), self._potential_path())
         except StopRequested:
+            log.warning("stop requested: the current transaction is committed, running DFT is left to finish")
             self.store.log_event(self.cid, None, "warning", "campaign", "stopped on request; `alloop run` resumes")
             return Outcome("stopped", "stopped on request; run `alloop run` again to resume", self._potential_path())
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def _reconcile_config(self) -> None:
         """Compare the campaign file with the one the database was run with: apply what only steers the
