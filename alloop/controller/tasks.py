@@ -81,8 +81,10 @@ def pool_task(elements: list[str], generate: Any, explore: Any, potential: tuple
     return candidate_pool(elements, generate, explore, potential, seed, iteration, stream, n_max, sources, fit)
 
 
-def select_task(structures: list[Any], budget: int, potential: str, active_set: str, elements: list[str], settings: Any) -> list[int]:
-    """Max-volume (D-optimal) choice of `budget` structures against the active set: alloop.train.select_maxvol."""
+def select_task(structures: list[Any], budget: int, potential: str | None, active_set: str | None, elements: list[str],
+                settings: Any) -> list[int]:
+    """Max-volume (D-optimal) choice of `budget` structures against the active set, or before the first fit
+    (`potential` None) against the untrained basis of `settings`' shape: alloop.train.select_maxvol."""
     from alloop.train import select_maxvol
 
     return list(select_maxvol(structures, budget, potential=potential, active_set=active_set, elements=elements, settings=settings))
