@@ -259,3 +259,18 @@ def test_lammps_engine_reads_gamma_log_and_dump(ace, tmp_path, monkeypatch):
         np.testing.assert_allclose(shift, 0.0, atol=1e-5)
         assert cand.arrays["gamma"].max() == cand.info["gamma_max"]
     assert (tmp_path / "runs" / "traj_0000" / "in.lammps").is_file()
+
+
+def test_the_exploration_schedule_is_indexed_by_iteration_and_its_last_stage_repeats():
+    s = ExploreSettings(temperature=1200, steps=200)
+    # default: a ladder from room temperature up to the campaign's target, one stage per exploring iteration
+    assert [s.stage_of(i).temperature for i in (1, 2, 3, 4, 9)] == [300.0, 600.0, 1200.0, 1200.0, 1200.0]
+    staged = ExploreSettings(temperature=1200, steps=200, stages=[
+        {"temperature": 500}, {"temperature": 900, "ensemble": "npt", "pressure": 5.0, "start_kinds": ["surface"]}])
+    first, second = staged.stage_of(1), staged.stage_of(2)
+    assert (first.temperature, first.ensemble, first.steps, first.start_kinds) == (500, "nvt", 200, None)
+    assert (second.temperature, second.ensemble, second.pressure, second.start_kinds) == (900, "npt", 5.0, ["surface"])
+    assert staged.stage_of(7) == second
+    assert ExploreSettings(temperature=1200, stages=[]).stage_of(3).temperature == 1200  # [] turns the ladder off
+    with pytest.raises(ValidationError):
+        ExploreSettings(stages=[{"temprature": 500}])

@@ -229,8 +229,8 @@ class Controller:
         pool = self._candidate_pool(idx, STREAM_POOL, sources=True)
         ex = getattr(pool, "exploration", None)
         if ex:
-            msg = (f"exploration: {ex['window']} MD frames in the trust window, {ex['above']} above it (counted, not labelled), "
-                   f"{ex['halted']} of {ex['trajectories']} trajectories stopped at γ_halt")
+            msg = (f"exploration at {ex['temperature']:g} K: {ex['window']} MD frames in the trust window, {ex['above']} above it "
+                   f"(counted, not labelled), {ex['halted']} of {ex['trajectories']} trajectories stopped at γ_halt")
             log.info("iteration %d: %s", idx, msg)
             self.store.log_event(self.cid, idx, "info", "explore", msg, data=ex)
         calibration = self._calibration(idx)

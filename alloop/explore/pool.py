@@ -57,17 +57,21 @@ def candidate_pool(
     if explore and explore_settings is not None and potential is not None:
         from alloop.explore import explore
 
+        stage = explore_settings.stage_of(iteration)
         starts = starting_structures(elements, generate, rng(10))
-        res = explore(potential[0], potential[1], starts, explore_settings, rng(20))
+        if stage.start_kinds is not None:
+            starts = [a for a in starts if a.info["kind"] in stage.start_kinds]
+        log.info("iteration %d explores at %g K (%s%s), %d steps from %d starts", iteration, stage.temperature, stage.ensemble,
+                 f", {stage.pressure:g} GPa" if stage.ensemble == "npt" else "", stage.steps, len(starts))
+        res = explore(potential[0], potential[1], starts, stage, rng(20))
         log.info("exploration from %d starts: %d candidates in the trust window (γ_lo %g < γ ≤ γ_hi %g), %d frames above it "
                  "counted and not labelled, %d of %d trajectories stopped at γ_halt %g", len(starts), len(res.candidates),
-                 explore_settings.gamma_lo, explore_settings.gamma_hi, res.n_above, res.n_halted, len(res.trajectories),
-                 explore_settings.gamma_halt)
+                 stage.gamma_lo, stage.gamma_hi, res.n_above, res.n_halted, len(res.trajectories), stage.gamma_halt)
         for frame in res.candidates:  # what the database and `alloop status` count them as
             frame.info["kind"] = f"md:{frame.info.get('start_kind', 'unknown')}"
         pool = list(res.candidates) + pool
         exploration = {"window": len(res.candidates), "above": res.n_above, "halted": res.n_halted,
-                       "trajectories": len(res.trajectories)}
+                       "trajectories": len(res.trajectories), "temperature": stage.temperature, "steps": stage.steps}
     if n_max is not None and len(pool) > n_max:
         keep = rng(30).choice(len(pool), size=n_max, replace=False)
         pool = [pool[i] for i in sorted(keep)]
