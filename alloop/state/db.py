@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 
 from alloop.errors import StateError
 from alloop.resources import shipped_dir
@@ -69,11 +69,27 @@ def migrate(engine: Engine) -> int:
         script = path.read_text()
         with engine.begin() as conn:
             for statement in _split_sql(script):
-                conn.execute(text(statement))
+                conn.exec_driver_sql(statement)  # as written: no bind-parameter parsing of ':' in literals
             conn.exec_driver_sql(f"PRAGMA user_version = {version}")
     return latest
 
 
 def _split_sql(script: str) -> list[str]:
-    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """The statements of a migration script, cut where SQLite itself sees a complete statement
+    (`sqlite3.complete_statement`): a ';' or '--' inside a string literal, a quoted name or a trigger body
+    stays part of its statement. Comments stay with the statement that follows them; pieces that hold
+    nothing but comments and blank lines are dropped."""
+    statements: list[str] = []
+    start = 0
+    for at, ch in enumerate(script):
+        if ch == ";" and sqlite3.complete_statement(script[start : at + 1]):
+            statements.append(script[start : at + 1].strip())
+            start = at + 1
+    tail = script[start:].strip()
+    if tail:
+        statements.append(tail)  # a last statement without its ';' (or a trailing comment, dropped below)
+    return [s for s in statements if not _only_comments(s)]
+
+
+def _only_comments(statement: str) -> bool:
+    return all(not ln.strip() or ln.strip().startswith("--") for ln in statement.splitlines())
