@@ -11,6 +11,8 @@ from alloop.errors import StateError
 from alloop.resources import shipped_dir
 
 BUSY_TIMEOUT_MS = 60_000
+# read-only connections (WAL readers do not wait on writers; this covers a WAL recovery by another connection)
+READ_BUSY_TIMEOUT_MS = 5_000
 
 
 def migrations_dir() -> Path:
@@ -53,12 +55,26 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
+def schema_version(engine: Engine) -> int:
+    """The database's own schema version (PRAGMA user_version), read outside any transaction: no write lock
+    is taken, so it never waits on another process's write transaction."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        version = int(cur.execute("PRAGMA user_version").fetchone()[0])
+        cur.close()
+    finally:
+        raw.close()
+    return version
+
+
 def migrate(engine: Engine) -> int:
-    """Apply every migration newer than the database's user_version, each in its own transaction."""
+    """Apply every migration newer than the database's user_version, each in its own transaction. A database
+    that is already current is only read (no write lock); the version is checked again inside each migration's
+    transaction, so two processes opening an old database at once apply each migration once."""
     migrations = _migrations()
     latest = migrations[-1][0] if migrations else 0
-    with engine.begin() as conn:
-        current = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+    current = schema_version(engine)
     if current > latest:
         raise StateError(
             f"database schema version {current} is newer than this alloop knows ({latest}): upgrade alloop"
@@ -68,6 +84,8 @@ def migrate(engine: Engine) -> int:
             continue
         script = path.read_text()
         with engine.begin() as conn:
+            if conn.exec_driver_sql("PRAGMA user_version").scalar_one() >= version:
+                continue  # another process applied it while this one waited for the lock
             for statement in _split_sql(script):
                 conn.exec_driver_sql(statement)  # as written: no bind-parameter parsing of ':' in literals
             conn.exec_driver_sql(f"PRAGMA user_version = {version}")
