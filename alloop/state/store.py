@@ -204,7 +204,8 @@ class Store:
 
     def retry_iteration(self, cid: int, idx: int) -> str:
         """A failed iteration back at the stage it failed in (its quarantined DFT jobs queued again with a fresh
-        attempt budget when it failed while labelling), the campaign running again; returns that stage."""
+        attempt budget when it failed while labelling; its failed predictions dropped, to be made again, when it
+        failed while scoring), the campaign running again; returns that stage."""
         with self._tx() as c:
             stage = c.execute(text("SELECT failed_stage FROM iteration WHERE campaign_id=:c AND idx=:i"), {"c": cid, "i": idx}).scalar_one()
             stage = stage or "label"
@@ -215,6 +216,9 @@ class Store:
                 if ids:
                     c.execute(text(f"UPDATE dft_job SET status='queued', attempts=0, job_id=NULL, updated_at=:t WHERE id IN ({_ids(ids)})"), {"t": time.time()})
                     c.execute(text(f"UPDATE configuration SET status='scored' WHERE id IN (SELECT configuration_id FROM dft_job WHERE id IN ({_ids(ids)}))"))
+            if stage == "score":  # the failed predictions are asked again: the member may have been fixed
+                c.execute(text("DELETE FROM prediction WHERE error IS NOT NULL AND configuration_id IN "
+                               "(SELECT id FROM configuration WHERE campaign_id=:c AND iteration_idx=:i)"), {"c": cid, "i": idx})
             c.execute(text("UPDATE iteration SET stage=:s, failed_stage=NULL, finished_at=NULL WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
             c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
             self._event(c, cid, idx, "warning", "campaign", f"iteration {idx} retried from stage {stage} (alloop run --retry)")
