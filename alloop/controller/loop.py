@@ -632,8 +632,9 @@ class Controller:
         return ref
 
     def _fail(self, idx: int, stage: str, msg: str, exc: Exception) -> None:
-        self.store.fail_iteration(self.cid, idx, stage, msg + "; fix the cause, then `alloop run --retry`")
-        raise IterationFailed(msg) from exc
+        msg += "; fix the cause, then `alloop run --retry`"
+        self.store.fail_iteration(self.cid, idx, stage, msg)
+        raise IterationFailed(msg) from exc  # the same words in the database and on the terminal
 
     # ------------------------------------------------------------------ evaluate and converge
     def evaluate(self, idx: int) -> Outcome | None:
