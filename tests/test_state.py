@@ -26,7 +26,7 @@ def store(tmp_path):
 
 def test_schema_is_migrated_and_reopening_keeps_data(tmp_path):
     s = Store.open(tmp_path / "c.db")
-    assert s.schema_version == 6  # db/0006_properties.sql
+    assert s.schema_version == 7  # db/0007_file_fingerprints.sql
     cid = s.open_campaign("w", "{}")
     s.close()
     s2 = Store.open(tmp_path / "c.db")

@@ -116,6 +116,7 @@ class Controller:
         future, refuse (unless accepted) what contradicts the stored labels, U and routes."""
         from alloop.config import config_changes
 
+        self._reconcile_files()
         changes = config_changes(self.store.stored_config(self.cid), self.c)
         if not changes:
             return
@@ -131,6 +132,23 @@ class Controller:
                 "the stored results and use the new values from now on (recorded as an event)"
             )
         self.store.apply_config(self.cid, self.c.model_dump_json(), [ch.model_dump(mode="json") for ch in changes], bool(binding))
+
+    def _reconcile_files(self) -> None:
+        """Compare the contents of the files the campaign refers to (ensemble file, checkpoints, replay and source
+        data: alloop.fingerprints) with their fingerprints from the last run: a changed one is refused like a binding
+        change of the campaign file, unless --accept-changes (then recorded as an event)."""
+        from alloop.fingerprints import campaign_files, changed_files, describe
+
+        current, changed = changed_files(self.store.file_fingerprints(self.cid), campaign_files(self.c, self.ensemble))
+        for old, new in changed:
+            log.warning("campaign file changed: %s", describe(old, new))
+        if changed and not self._accept_changes:
+            raise CampaignChangedError(
+                "files the campaign refers to changed since the last run: " + "; ".join(describe(o, n) for o, n in changed)
+                + f". The configurations, labels and U in {self.store.path} were made with the old contents. Restore them, "
+                "start a new campaign (another workdir or database), or run again with --accept-changes to keep the stored "
+                "results and use the new contents from now on (recorded as an event)")
+        self.store.save_file_fingerprints(self.cid, current, changed, bool(changed))
 
     def _run(self) -> Outcome:
         self._reconcile_config()

@@ -196,6 +196,32 @@ class Store:
                         + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}" for ch in changes),
                         {"changes": changes, "accepted": accepted})
 
+    def file_fingerprints(self, cid: int) -> dict[tuple[str, str], Any]:
+        """(role, path) -> alloop.fingerprints.Fingerprint of the files the campaign referred to at its last run."""
+        from alloop.fingerprints import Fingerprint
+
+        with self._tx() as c:
+            rows = c.execute(text("SELECT role, path, size, mtime_ns, sha256 FROM file_fingerprint WHERE campaign_id=:c"), {"c": cid}).all()
+        return {(r.role, r.path): Fingerprint(r.role, r.path, int(r.size), int(r.mtime_ns), r.sha256) for r in rows}
+
+    def save_file_fingerprints(self, cid: int, current: Sequence[Any], changed: Sequence[tuple[Any, Any]], accepted: bool) -> None:
+        """The files' fingerprints as they are now; the changed ones (accepted with --accept-changes) as an event."""
+        from alloop.fingerprints import describe
+
+        now = time.time()
+        with self._tx() as c:
+            for f in current:
+                c.execute(text("INSERT INTO file_fingerprint (campaign_id, role, path, size, mtime_ns, sha256, updated_at) "
+                               "VALUES (:c, :r, :p, :s, :m, :h, :t) ON CONFLICT (campaign_id, role, path) DO UPDATE SET "
+                               "size=excluded.size, mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, updated_at=excluded.updated_at"),
+                          {"c": cid, "r": f.role, "p": f.path, "s": f.size, "m": f.mtime_ns, "h": f.sha256, "t": now})
+            if changed:
+                what = "accepted with --accept-changes" if accepted else "recorded"
+                self._event(c, cid, None, "warning", "config",
+                            f"files changed since the last run ({len(changed)}, {what}): " + "; ".join(describe(o, n) for o, n in changed),
+                            {"files": [{"role": n.role, "path": n.path, "old_sha256": o.sha256, "new_sha256": n.sha256} for o, n in changed],
+                             "accepted": accepted})
+
     def reopen_campaign(self, cid: int, message: str) -> None:
         """A finished campaign runs on (its iteration limit was raised)."""
         with self._tx() as c:
