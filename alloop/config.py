@@ -404,6 +404,9 @@ def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
             continue
         if old.get(key) != new.get(key):
             binding = any(key == b or key.startswith(b + ".") for b in _BINDING)
+            backend = key.split(".")[2] if key.startswith("labels.dft.") and key.count(".") >= 2 else None
+            if backend in ("gpaw", "vasp", "replay") and backend not in (old.get("labels.dft.backend"), new.get("labels.dft.backend")):
+                binding = False  # a backend's settings bind only while it labels (or labelled) the campaign
             out.append(ConfigChange(field=key, old=old.get(key), new=new.get(key), binding=binding))
     return out
 
