@@ -84,7 +84,7 @@ def test_an_older_schema_is_read_as_it_is_not_migrated(campaign_db, tmp_path, ca
     shutil.copy(campaign_db, old)
     con = sqlite3.connect(old)
     with con:  # as written by an alloop of schema version 1
-        for table in ("controller_lock", "sweep_fit", "property_result"):
+        for table in ("controller_lock", "sweep_fit", "property_result", "file_fingerprint"):
             con.execute(f"DROP TABLE {table}")
         con.execute("ALTER TABLE configuration DROP COLUMN source_json")
         con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")

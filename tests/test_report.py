@@ -204,6 +204,7 @@ def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
         con.execute("DROP TABLE controller_lock")
         con.execute("DROP TABLE sweep_fit")
         con.execute("DROP TABLE property_result")
+        con.execute("DROP TABLE file_fingerprint")
         con.execute("ALTER TABLE configuration DROP COLUMN source_json")
         con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")
         con.execute("PRAGMA user_version = 1")
