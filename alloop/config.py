@@ -109,6 +109,24 @@ class ConvergenceSettings(_Strict):
     n_candidates: int = Field(40, ge=1, description="size of the fresh candidate batch graded after each fit")
 
 
+class GuardSettings(_Strict):
+    """What stops an iteration before it spends DFT that the ensemble cannot justify (alloop.ensemble.routing):
+    a member that cannot run, or too many configurations sent to DFT for want of U. Only steers what is still
+    to come: raising a share and `alloop run --retry` goes on."""
+
+    max_member_failure_share: float = Field(
+        0.1, ge=0, le=1,
+        description="fail the iteration, before any DFT is submitted, when an ensemble member (one in U, or a label "
+                    "member) fails on a whole prediction batch or on more than this share of the iteration's configurations")
+    max_dft_share_without_u: float = Field(
+        0.1, ge=0, le=1,
+        description="fail the iteration, before any DFT is submitted, when more than this share of its configurations "
+                    "would go to DFT for want of U or of a uMLIP label (not for U >= u_c)")
+    predict_attempts: int = Field(
+        3, ge=1, description="tries of a prediction batch whose worker died (each try is Dask's own retries) before "
+                             "its member counts as failed on that batch")
+
+
 class Campaign(_Strict):
     """A campaign file: what to learn, with which ensemble, labelled how, fitted how, run where."""
 
@@ -130,6 +148,8 @@ class Campaign(_Strict):
     train: FitSettings = Field(default_factory=FitSettings, description="the ACE fit (pacemaker)")
     explore: ExploreSettings | None = Field(None, description="γ-driven MD from the current ACE; off when absent")
     convergence: ConvergenceSettings = Field(default_factory=ConvergenceSettings, description="when to stop")
+    guard: GuardSettings = Field(default_factory=GuardSettings,
+                                 description="when an iteration stops rather than spend DFT for want of U")
     cluster: ClusterSettings = Field(default_factory=LocalCluster, description="where the Dask workers run")
     properties: PropertySettings = Field(default_factory=PropertySettings,
                                          description="what each potential predicts, computed after its fit (alloop.properties)")
@@ -384,6 +404,9 @@ def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
             continue
         if old.get(key) != new.get(key):
             binding = any(key == b or key.startswith(b + ".") for b in _BINDING)
+            backend = key.split(".")[2] if key.startswith("labels.dft.") and key.count(".") >= 2 else None
+            if backend in ("gpaw", "vasp", "replay") and backend not in (old.get("labels.dft.backend"), new.get("labels.dft.backend")):
+                binding = False  # a backend's settings bind only while it labels (or labelled) the campaign
             out.append(ConfigChange(field=key, old=old.get(key), new=new.get(key), binding=binding))
     return out
 

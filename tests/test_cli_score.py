@@ -77,3 +77,23 @@ def test_weights_measures_rmse_and_writes_a_loadable_ensemble(w_small, tmp_path,
     assert [m.model for m in spec.members] == ["7net-0", "0.3.0", "0.2.0"]
     body = yaml.safe_load(text)
     assert body["force_member"] == "7net-0"
+
+
+def test_score_warns_of_a_member_a_campaign_would_stop_for(shared_data, tmp_path, capsys):
+    """The campaign's rule (alloop.ensemble.routing.failing_members, issue 21): a U member without predictions for
+    more than guard.max_member_failure_share of the structures is named in a warning line."""
+    from ase.build import bulk
+
+    npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
+    frames = read_labelled(npz)
+    stranger = bulk("W", "bcc", a=3.3, cubic=True)  # not in the replayed file: no member has it
+    src = write_extxyz(tmp_path / "in.extxyz", [frames[i] for i in (1, 3, 10, 24)] + [stranger])
+    (tmp_path / "ens.yaml").write_text(yaml.safe_dump({"name": "two-replayed", "members": [
+        {"name": "SevenNet", "kind": "replay", "checkpoint": str(npz), "model": "7-7net"},
+        {"name": "eqV2", "kind": "replay", "checkpoint": str(npz), "model": "10-eqV2-31-omat"}]}))
+    assert _cli(score, str(src), "-e", str(tmp_path / "ens.yaml"), "-o", str(tmp_path / "o.extxyz")) == 0
+    err = capsys.readouterr().err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("warning: member")]
+    assert len(warnings) == 2, err
+    assert warnings[0].startswith("warning: member 'SevenNet' failed (1 of 5 configurations without its prediction): e.g. ")
+    assert warnings[0].endswith("a campaign would stop this iteration (guard.max_member_failure_share = 10%)")

@@ -105,3 +105,22 @@ def test_campaign_file_changes_are_classified_by_what_they_would_contradict():
     older = json.loads(before.model_dump_json())
     del older["labels"]["energy_reference"]
     assert config_changes(json.dumps(older), before) == []
+
+
+def test_a_backends_settings_bind_only_while_it_labels_and_guard_settings_never():
+    from alloop.config import Campaign, config_changes
+
+    before = Campaign.model_validate({"name": "w", "elements": ["W"], "labels": {"energy_reference": {"method": "none"}, "dft": {"backend": "replay", "replay": {"sources": ["x.npz"]}}}})
+    dft = before.labels.dft
+    after = before.model_copy(update={
+        "labels": before.labels.model_copy(update={"dft": dft.model_copy(update={"gpaw": dft.gpaw.model_copy(update={"ecut": 999.0})})}),
+        "guard": before.guard.model_copy(update={"max_dft_share_without_u": 0.5}),
+    })
+    changes = {ch.field: ch for ch in config_changes(before.model_dump_json(), after)}
+    assert set(changes) == {"labels.dft.gpaw.ecut", "guard.max_dft_share_without_u"}
+    assert not any(ch.binding for ch in changes.values())  # gpaw labels nothing here; the guard only steers
+    # the same gpaw change binds where gpaw is the backend
+    gpaw = Campaign(name="w", elements=["W"])
+    moved = gpaw.model_copy(update={"labels": gpaw.labels.model_copy(update={"dft": gpaw.labels.dft.model_copy(
+        update={"gpaw": gpaw.labels.dft.gpaw.model_copy(update={"ecut": 999.0})})})})
+    assert [ch.binding for ch in config_changes(gpaw.model_dump_json(), moved)] == [True]

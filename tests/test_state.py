@@ -26,7 +26,7 @@ def store(tmp_path):
 
 def test_schema_is_migrated_and_reopening_keeps_data(tmp_path):
     s = Store.open(tmp_path / "c.db")
-    assert s.schema_version == 7  # db/0007_final_potential.sql
+    assert s.schema_version == 8  # db/0008_final_potential.sql
     cid = s.open_campaign("w", "{}")
     s.close()
     s2 = Store.open(tmp_path / "c.db")
@@ -198,3 +198,37 @@ def test_the_final_potential_ends_the_campaign_in_the_same_transaction(store):
     # a raised iteration limit undoes the ending, and with it the final potential of that ending
     store.reopen_campaign(cid, "max_iterations raised")
     assert store.final_potential(cid) is None and store.campaign("w")["status"] == "running"
+def test_migration_splitter_keeps_semicolons_and_dashes_inside_literals(tmp_path, monkeypatch):
+    """db._split_sql cuts where SQLite sees a complete statement: ';' and '--' in a string literal, a quoted
+    name or a trigger body stay in their statement; comments between statements are dropped."""
+    import shutil
+    import sqlite3
+
+    from alloop.state import db
+
+    script = (
+        "-- a leading comment; with a semicolon\n"
+        "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT 'a;b -- not a comment', \"odd;name\" TEXT);\n"
+        "INSERT INTO note (body) VALUES ('x; y'); -- trailing comment; still a comment\n"
+        "INSERT INTO note (body, \"odd;name\") VALUES ('--dashes--', 'it''s; quoted');\n"
+        "CREATE TRIGGER note_t AFTER INSERT ON note BEGIN UPDATE note SET body = body || ';t' WHERE id = NEW.id; END;\n"
+        "INSERT INTO note (body) VALUES (':colon')\n"
+    )
+    pieces = db._split_sql(script)
+    assert len(pieces) == 5
+    assert pieces[0].endswith("\"odd;name\" TEXT);") and "'a;b -- not a comment'" in pieces[0]
+    assert pieces[3].startswith("CREATE TRIGGER") and pieces[3].endswith("END;")
+    assert db._split_sql("-- only a comment;\n\n") == []
+
+    # applied as a migration after the shipped ones, the literals land whole
+    mdir = tmp_path / "db"
+    shutil.copytree(db.migrations_dir(), mdir)
+    (mdir / "0099_literals.sql").write_text(script)
+    monkeypatch.setattr(db, "migrations_dir", lambda: mdir)
+    s = Store.open(tmp_path / "c.db")
+    assert s.schema_version == 99
+    s.close()
+    con = sqlite3.connect(tmp_path / "c.db")
+    rows = con.execute('SELECT body, "odd;name" FROM note ORDER BY id').fetchall()
+    con.close()
+    assert rows == [("x; y", None), ("--dashes--", "it's; quoted"), (":colon;t", None)]  # the trigger fires on the last only

@@ -68,13 +68,18 @@ def _next_iteration(db: Path, name: str) -> tuple[int, dict[str, Any] | None]:
     """(index of the iteration that generates next, latest potential) from the database, if there is one."""
     if not Path(db).is_file():
         return 0, None
+    from sqlalchemy.exc import DBAPIError
+
+    from alloop.errors import StateError
     from alloop.state import Store
 
-    store = Store.open_existing(db)
+    store = Store.open_readonly(db)  # a preview: never migrates, never takes or waits on the write lock
     try:
         cid = store.campaign(name)["id"]
         cur = store.current_iteration(cid)
         pot = store.latest_potential(cid)
+    except DBAPIError as exc:
+        raise StateError(store._unreadable(exc)) from exc
     finally:
         store.close()
     if cur is None:

@@ -99,7 +99,12 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     log = logging.getLogger("alloop")
     if stop.is_set():
         return _stopped_before_start(campaign)
-    store = Store.open(campaign.database_path)
+    try:
+        store = Store.open(campaign.database_path)
+    except AlloopError as exc:  # not a campaign database, a newer schema: one line, no traceback
+        log.error("%s", exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         with open_pools(campaign.cluster, Path(campaign.workdir) / "worker-logs") as (client, ensemble_client):
             outcome = Controller(campaign, store, client, ensemble_client, accept_changes=args.accept_changes,

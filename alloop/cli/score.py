@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -62,12 +62,25 @@ def run(args: argparse.Namespace) -> int:
     out = write_extxyz(args.output, frames)
     failed = preds.failed()
     _say(f"wrote {out}" + (f" ({int(failed.sum())} configurations without U: see ensemble_errors)" if failed.any() else ""))
+    _warn_failing_members(spec, preds)
     if errors is None:
         if args.plots:
             _say("--plots: fewer than 2 configurations with reference forces and a U, nothing to plot")
         return 0
     _report(errors, u, args.variant, spec.name, args.plots)
     return 0
+
+
+def _warn_failing_members(spec: Any, preds: EnsemblePredictions) -> None:
+    """The members a campaign would stop its iteration for (alloop.ensemble.routing.failing_members at the default
+    guard.max_member_failure_share): a warning line each, as the loop's failure reason reads."""
+    from alloop.config import GuardSettings
+    from alloop.ensemble.routing import failing_members
+
+    share = GuardSettings().max_member_failure_share
+    watched = [m.name for m in spec.u_members]
+    for f in failing_members(preds.errors, preds.n_structures, watched, share):
+        _say(f"warning: {f.describe()}; a campaign would stop this iteration (guard.max_member_failure_share = {share:.0%})")
 
 
 def _annotate(frames: list[Atoms], preds: EnsemblePredictions, u: dict[int, np.ndarray], variant: int, energy_k: int) -> None:

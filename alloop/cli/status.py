@@ -34,12 +34,17 @@ def _database(target: str) -> Path:
 
 
 def collect(db: Path, n_events: int = 8) -> dict[str, Any]:
+    from sqlalchemy.exc import DBAPIError
+
+    from alloop.errors import StateError
     from alloop.report.summary import summarize
     from alloop.state import Store
 
-    store = Store.open_existing(db)
+    store = Store.open_readonly(db)  # never migrates, never takes or waits on the write lock
     try:
         return summarize(store, n_events)
+    except DBAPIError as exc:
+        raise StateError(store._unreadable(exc)) from exc
     finally:
         store.close()
 

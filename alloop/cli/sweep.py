@@ -77,6 +77,7 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     from alloop.config import load_campaign
     from alloop.ensemble import label_members, resolve_ensemble
     from alloop.state import Store
+    from alloop.state.db import latest_version
     from alloop.train import fit_ace, predict, training_frame
     from alloop.train.fit import fit_fingerprint
     from alloop.train.sweep import fit_dir, fit_settings, format_uc, held_out_split, sweep_frame, sweep_row
@@ -86,8 +87,16 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise StateError(f"no campaign database at {campaign.database_path}: run `alloop run {args.campaign}` first")
     ens = resolve_ensemble(campaign.ensemble, check_files=False)
     energy_member, force_member = label_members(ens, campaign.labels.energy_member, campaign.labels.force_member)
-    store = Store.open_existing(campaign.database_path)
+    # reads go through a read-only connection (no write lock, never waits on a running controller); the one
+    # write, each finished fit's row in the sweep's own table, through a writer that does not migrate
+    store = Store.open_readonly(campaign.database_path)
+    writer = None
     try:
+        if store.schema_version != latest_version():
+            raise StateError(f"database schema version {store.schema_version} of {campaign.database_path} is not this "
+                             f"alloop's ({latest_version()}); `alloop sweep` writes only its own table and never migrates: "
+                             "`alloop run` migrates it")
+        writer = Store.open_existing(campaign.database_path)  # current schema: opening it only reads the version
         cid = int(store.campaign(campaign.name)["id"])
         data = _sweep_data(campaign, store, cid, energy_member, force_member, args.subsample)
         test = held_out_split(len(data.structures), args.test_fraction, campaign.seed)
@@ -112,11 +121,13 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
                 res = fit_ace(frame, settings, wd, elements)
                 e_ace, f_ace = predict(res.potential_yaml, data.structures)
                 row = sweep_row(data, u_c, seed, ~test, e_ace, f_ace)
-                store.save_sweep_fit(cid, u_c, seed, fp, str(wd), str(res.potential_yaml), row)
+                writer.save_sweep_fit(cid, u_c, seed, fp, str(wd), str(res.potential_yaml), row)
                 _say(f"    test RMSE {row['test_rmse_e']} meV/atom, {row['test_rmse_f']} eV/Å")
                 rows.append(row)
     finally:
         store.close()
+        if writer is not None:
+            writer.close()
     return rows
 
 

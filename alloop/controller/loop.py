@@ -110,6 +110,7 @@ class Controller:
         future, refuse (unless accepted) what contradicts the stored labels, U and routes."""
         from alloop.config import config_changes
 
+        self._reconcile_files()
         changes = config_changes(self.store.stored_config(self.cid), self.c)
         if not changes:
             return
@@ -125,6 +126,23 @@ class Controller:
                 "the stored results and use the new values from now on (recorded as an event)"
             )
         self.store.apply_config(self.cid, self.c.model_dump_json(), [ch.model_dump(mode="json") for ch in changes], bool(binding))
+
+    def _reconcile_files(self) -> None:
+        """Compare the contents of the files the campaign refers to (ensemble file, checkpoints, replay and source
+        data: alloop.fingerprints) with their fingerprints from the last run: a changed one is refused like a binding
+        change of the campaign file, unless --accept-changes (then recorded as an event)."""
+        from alloop.fingerprints import campaign_files, changed_files, describe
+
+        current, changed = changed_files(self.store.file_fingerprints(self.cid), campaign_files(self.c, self.ensemble))
+        for old, new in changed:
+            log.warning("campaign file changed: %s", describe(old, new))
+        if changed and not self._accept_changes:
+            raise CampaignChangedError(
+                "files the campaign refers to changed since the last run: " + "; ".join(describe(o, n) for o, n in changed)
+                + f". The configurations, labels and U in {self.store.path} were made with the old contents. Restore them, "
+                "start a new campaign (another workdir or database), or run again with --accept-changes to keep the stored "
+                "results and use the new contents from now on (recorded as an event)")
+        self.store.save_file_fingerprints(self.cid, current, changed, bool(changed))
 
     def _run(self) -> Outcome:
         self._reconcile_config()
@@ -317,28 +335,71 @@ class Controller:
         missing = self.store.missing_predictions(ids, self.members)
         specs = {m.name: m for m in self.ensemble.members}
         n_atoms = {c.id: c.n_atoms for c in configs}
-        futures = []
+        batches: list[tuple[str, list[tuple[int, str]]]] = []
         for member, todo in missing.items():
             # Tasks of similar-sized configurations and similar total atoms, so workers finish together.
-            for k, group in enumerate(size_batches([n_atoms[i] for i in todo], _TASK_STRUCTURES, _TASK_ATOMS)):
-                items = [(todo[j], atoms_json[todo[j]]) for j in group]
-                futures.append((self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False, key=f"predict-{member}-{idx}-{k}-{time.time_ns()}"), items))
+            for group in size_batches([n_atoms[i] for i in todo], _TASK_STRUCTURES, _TASK_ATOMS):
+                batches.append((member, [(todo[j], atoms_json[todo[j]]) for j in group]))
         total = sum(len(v) for v in missing.values())
         if total:
             log.info("iteration %d: scoring %d configurations with %d members (%d predictions to make)", idx, len(ids), len(self.members), total)
         done, t0 = 0, time.time()
-        items_of = {f.key: [cid for cid, _ in items] for f, items in futures}
-        for fut, rows in _as_completed([f for f, _ in futures], self._stop):
-            member = _member_of(fut.key, self.members)
-            if isinstance(rows, Exception):  # the worker died on this batch every time: no U for these
-                reason = death_reason(f"{member}'s predictions", rows, self._deaths, t0)
-                rows = [(cid, None, None, reason) for cid in items_of[fut.key]]
-            self.store.save_predictions([Prediction(cid, member, e, f, err) for cid, e, f, err in rows])
-            done += len(rows)
-            log.info("  predictions %d/%d (%s: %d configurations, %.0f s since scoring began)", done, total, member,
-                     len(rows), time.time() - t0)
+        batch_errors: dict[str, tuple[str, int]] = {}  # member -> (why it could not run on a whole batch, configurations lost)
+        attempts: dict[tuple[str, int], int] = {}  # (member, first configuration of the batch) -> tries whose worker died
+        max_attempts = self.c.guard.predict_attempts
+        round_no = 0
+        while batches:
+            futures = {}
+            for k, (member, items) in enumerate(batches):
+                fut = self.ensemble_client.submit(tasks.predict_task, specs[member], items, pure=False,
+                                                  key=f"predict-{member}-{idx}-{round_no}-{k}-{time.time_ns()}")
+                futures[fut.key] = (fut, member, items)
+            batches, round_no = [], round_no + 1
+            for fut, rows in _as_completed([f for f, _, _ in futures.values()], self._stop):
+                _, member, items = futures[fut.key]
+                if isinstance(rows, Exception):  # the worker died on this batch as often as Dask retries: one attempt
+                    reason = death_reason(f"{member}'s predictions", rows, self._deaths, t0)
+                    n = attempts[(member, items[0][0])] = attempts.get((member, items[0][0]), 0) + 1
+                    self.store.log_event(self.cid, idx, "warning", "predict",
+                                         f"iteration {idx}: {member}'s prediction batch of {len(items)} configurations, "
+                                         f"attempt {n} of {max_attempts} failed: {reason}")
+                    log.warning("  %s: prediction batch of %d configurations, attempt %d of %d failed: %s", member, len(items), n,
+                                max_attempts, reason)
+                    if n < max_attempts:
+                        batches.append((member, items))
+                    else:
+                        _lost(batch_errors, member, f"{reason} ({n} attempts)", len(items))
+                    continue
+                if isinstance(rows, tasks.MemberFailed):  # it could not run at all: nothing stored, the iteration stops below
+                    _lost(batch_errors, member, rows.error, len(items))
+                    log.error("  %s could not run on a batch of %d configurations: %s", member, len(items), rows.error)
+                    continue
+                self.store.save_predictions([Prediction(cid, member, e, f, err) for cid, e, f, err in rows])
+                done += len(rows)
+                log.info("  predictions %d/%d (%s: %d configurations, %.0f s since scoring began)", done, total, member,
+                         len(rows), time.time() - t0)
+            self._check_stop()
         self._check_stop()
+        self._check_members(idx, configs, batch_errors)
         self._route(idx, configs)
+
+    def _check_members(self, idx: int, configs: Sequence[Any], batch_errors: dict[str, tuple[str, int]]) -> None:
+        """Fail the iteration, before any DFT is submitted, when a member whose predictions U or the uMLIP labels need
+        could not run (alloop.ensemble.routing.failing_members decides); `alloop run --retry` asks it again."""
+        from alloop.ensemble.routing import failing_members
+
+        if not configs:
+            return
+        stored = self.store.predictions([c.id for c in configs], self.members)
+        errors = {m: {k: p.error for k, c in enumerate(configs) if (p := stored.get((c.id, m))) is not None and p.error}
+                  for m in self.members}
+        watched = list(dict.fromkeys([m.name for m in self.ensemble.u_members] + [self.energy_member, self.force_member]))
+        share = self.c.guard.max_member_failure_share
+        failures = failing_members(errors, len(configs), watched, share, batch_errors)
+        if failures:
+            msg = (f"iteration {idx}: " + "; ".join(f.describe() for f in failures)
+                   + f". Stopped before any DFT was submitted (guard.max_member_failure_share = {share:.0%})")
+            self._fail(idx, "score", msg, AlloopError(msg))
 
     def _route(self, idx: int, configs: Sequence[Any]) -> None:
         from alloop.ensemble import MemberPredictions
@@ -365,6 +426,7 @@ class Controller:
             np.array([c.kind == KIND_CALIBRATION for c in configs], dtype=bool), pure=False, key=f"route-{idx}-{time.time_ns()}")
         decision = self._result(idx, "score", fut, "U and routing")
         u_c = self.c.uncertainty.u_c
+        self._check_spending(idx, decision)
         u = decision.u
         routings: list[Routing] = []
         for k, c in enumerate(configs):
@@ -376,6 +438,16 @@ class Controller:
         self.store.commit_routing(self.cid, idx, routings, self.c.uncertainty.variant, u_c, [m.name for m in self.ensemble.u_members], self.c.labels.dft.backend)
         n_dft = sum(r.route == "dft" for r in routings)
         log.info("iteration %d: %d configurations → uMLIP labels, %d → DFT (U_c = %g eV/Å)", idx, len(routings) - n_dft, n_dft, u_c)
+
+    def _check_spending(self, idx: int, decision: Any) -> None:
+        """Fail the iteration, before any DFT is submitted, when too much of it would go to DFT for want of U
+        (alloop.ensemble.routing.spending_stop decides)."""
+        from alloop.ensemble.routing import spending_stop
+
+        why = spending_stop(decision, self.c.uncertainty.u_c, self.c.uncertainty.variant, self.c.guard.max_dft_share_without_u)
+        if why is not None:
+            msg = f"iteration {idx}: {why}. Stopped before any DFT was submitted"
+            self._fail(idx, "score", msg, AlloopError(msg))
 
     def _dft_dir(self, h: str) -> str:
         return str(self.workdir / "dft" / h)
@@ -654,8 +726,9 @@ class Controller:
         return ref
 
     def _fail(self, idx: int, stage: str, msg: str, exc: Exception) -> None:
-        self.store.fail_iteration(self.cid, idx, stage, msg + "; fix the cause, then `alloop run --retry`")
-        raise IterationFailed(msg) from exc
+        msg += "; fix the cause, then `alloop run --retry`"
+        self.store.fail_iteration(self.cid, idx, stage, msg)
+        raise IterationFailed(msg) from exc  # the same words in the database and on the terminal
 
     # ------------------------------------------------------------------ evaluate and converge
     def evaluate(self, idx: int) -> Outcome | None:
@@ -704,13 +777,10 @@ def _new_config(atoms: Atoms, h: str, status: str = "selected", reason: str | No
                             json.dumps(source) if isinstance(source, dict) else None)
 
 
-def _member_of(key: str, members: Sequence[str]) -> str:
-    # keys are "predict-<member>-<iteration>-<start>-<ns>"; member names may themselves contain '-'
-    body = key[len("predict-") :]
-    for m in sorted(members, key=len, reverse=True):
-        if body.startswith(m + "-"):
-            return m
-    raise AlloopError(f"task key {key!r} names no ensemble member")
+def _lost(batch_errors: dict[str, tuple[str, int]], member: str, reason: str, n: int) -> None:
+    """Note a batch `member` could not run on: its first reason, and how many configurations it lost in all."""
+    first, lost = batch_errors.get(member, (reason, 0))
+    batch_errors[member] = (first, lost + n)
 
 
 def _fmt_metrics(m: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,24 @@ from alloop.locks import exclusive_dir
 from alloop.structures import atoms_from_json
 
 
-def predict_task(member: Any, items: list[tuple[int, str]]) -> list[tuple[int, float | None, np.ndarray | None, str | None]]:
-    """One ensemble member on a batch of configurations: (configuration id, energy, forces, error)."""
+@dataclass(frozen=True)
+class MemberFailed:
+    """A member that could not run on a batch at all (it failed to load, or raised on the whole batch): not a
+    per-structure failure, so the controller stores no prediction and stops the iteration before any DFT."""
+
+    error: str
+
+
+def predict_task(member: Any, items: list[tuple[int, str]]) -> list[tuple[int, float | None, np.ndarray | None, str | None]] | MemberFailed:
+    """One ensemble member on a batch of configurations: (configuration id, energy, forces, error) per structure,
+    or MemberFailed with the reason when the member could not run on the batch at all."""
     from alloop.ensemble import predict_member
 
     structures = [atoms_from_json(a) for _, a in items]
     try:
         pred = predict_member(member, structures)
-    except Exception as exc:  # a member that cannot run at all fails every structure, with its reason
-        reason = f"{type(exc).__name__}: {exc}"
-        return [(cid, None, None, reason) for cid, _ in items]
+    except Exception as exc:  # a member that cannot run at all: the member's failure, not the structures'
+        return MemberFailed(f"{type(exc).__name__}: {exc}")
     out = []
     for k, (cid, _) in enumerate(items):
         err = pred.errors.get(k)

@@ -22,6 +22,7 @@ class Routing:
     energies: np.ndarray  # (n,) the energy member's total energies, eV
     forces: list[np.ndarray]  # the force member's forces, eV/Å
     reasons: list[str | None]  # why a configuration goes to DFT other than its U
+    forced: np.ndarray | None = None  # (n,) bool: labelled by DFT whatever its U (energy-reference calibration)
 
 
 def route(
@@ -54,4 +55,70 @@ def route(
             reasons.append("label members failed (" + "; ".join(errors or ["no prediction"]) + "): sent to DFT")
         else:
             reasons.append(None)
-    return Routing(u, to_umlip, energies, forces, reasons)
+    return Routing(u, to_umlip, energies, forces, reasons, forced)
+
+
+# ---------------------------------------------------------------------- what stops an iteration before DFT
+@dataclass(frozen=True)
+class MemberFailure:
+    """A member that cannot be trusted to run: it failed on a whole batch (it could not load or raised on
+    everything: a missing or corrupt checkpoint, a dead environment, a worker that kept dying) or on more than
+    the allowed share of an iteration's configurations."""
+
+    member: str
+    n_failed: int  # configurations without its prediction
+    n_total: int
+    error: str  # the whole-batch error, else its most frequent per-structure reason
+    whole_batch: bool
+
+    def describe(self) -> str:
+        """One line: the member, how much of the iteration it failed on, and its error."""
+        what = "failed on a whole prediction batch" if self.whole_batch else "failed"
+        error = " ".join(self.error.split()).rstrip(".")
+        return f"member '{self.member}' {what} ({self.n_failed} of {self.n_total} configurations without its prediction): {error}"
+
+
+def failing_members(
+    errors: dict[str, dict[int, str]],
+    n_total: int,
+    members: list[str] | tuple[str, ...],
+    max_share: float,
+    batch_errors: dict[str, tuple[str, int]] | None = None,
+) -> list[MemberFailure]:
+    """The members among `members` whose failures stop the iteration before any DFT is spent: each one with a
+    whole-batch error (`batch_errors`: member -> (reason, configurations in its failed batches)) or per-structure
+    `errors` (member -> structure -> reason) on more than `max_share` of the `n_total` configurations. A member
+    that fails on a few structures passes: those configurations go to DFT with their reason (`route`)."""
+    out = []
+    for m in members:
+        errs = errors.get(m, {})
+        batch = (batch_errors or {}).get(m)
+        n_failed = len(errs)
+        if batch is not None:
+            out.append(MemberFailure(m, n_failed + batch[1], n_total, batch[0], True))
+        elif n_total and n_failed / n_total > max_share:
+            reasons = list(errs.values())
+            common = max(set(reasons), key=reasons.count)
+            out.append(MemberFailure(m, n_failed, n_total, f"e.g. {common}", False))
+    return out
+
+
+def dft_without_u(routing: Routing, u_c: float, variant: int) -> np.ndarray:
+    """(n,) bool: configurations `route` sends to DFT for want of U or of a uMLIP label, not because U >= U_c
+    (nor the energy-reference calibration cells, which DFT labels whatever their U)."""
+    u = routing.u[variant]
+    calibration = np.zeros(len(u), dtype=bool) if routing.forced is None else np.asarray(routing.forced, dtype=bool)
+    return ~routing.to_umlip & ~calibration & ~(np.isfinite(u) & (u >= u_c))
+
+
+def spending_stop(routing: Routing, u_c: float, variant: int, max_share: float) -> str | None:
+    """Why the iteration stops rather than send its configurations to DFT, or None: more than `max_share` of
+    them would go to DFT for want of U (`dft_without_u`)."""
+    want = dft_without_u(routing, u_c, variant)
+    n = len(want)
+    if not n or want.sum() / n <= max_share:
+        return None
+    reasons = [r for r, w in zip(routing.reasons, want) if w and r]
+    common = max(set(reasons), key=reasons.count) if reasons else "no U"
+    return (f"{int(want.sum())} of {n} configurations ({want.sum() / n:.0%}) would go to DFT for want of U, more than "
+            f"guard.max_dft_share_without_u = {max_share:.0%}; e.g. {common}")

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 
 from alloop.atomic import write_text_atomic
-from alloop.errors import AlloopError
+from alloop.errors import AlloopError, StateError
 from alloop.report import data, plots
 from alloop.report.html import Page, fmt, table
 from alloop.report.properties import properties_section
@@ -48,12 +49,14 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         sweep = _sweep_rows(store, camp["id"])
         properties = store.property_results(camp["id"])
         schema = store.schema_version
+    except DBAPIError as exc:
+        raise StateError(store._unreadable(exc)) from exc
     finally:
         store.close()
     page = Page(f"alloop report: {summary['campaign']}")
     made: list[Path] = []
     if schema < latest:  # read as it is (the report never writes): what older schemas lack is left out
-        page.note(f"database schema version {schema} (this alloop knows {latest}); `alloop status` or `alloop run` migrates it")
+        page.note(f"database schema version {schema} (this alloop knows {latest}); `alloop run` migrates it (the read-only commands read it as it is)")
     elif schema > latest:
         page.note(f"database schema version {schema} is newer than this alloop knows ({latest}): upgrade alloop if anything is missing")
     for n in tables.notes:

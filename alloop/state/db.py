@@ -5,12 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 
 from alloop.errors import StateError
 from alloop.resources import shipped_dir
 
 BUSY_TIMEOUT_MS = 60_000
+# read-only connections (WAL readers do not wait on writers; this covers a WAL recovery by another connection)
+READ_BUSY_TIMEOUT_MS = 5_000
 
 
 def migrations_dir() -> Path:
@@ -53,12 +55,26 @@ def make_engine(path: Path) -> Engine:
     return engine
 
 
+def schema_version(engine: Engine) -> int:
+    """The database's own schema version (PRAGMA user_version), read outside any transaction: no write lock
+    is taken, so it never waits on another process's write transaction."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        version = int(cur.execute("PRAGMA user_version").fetchone()[0])
+        cur.close()
+    finally:
+        raw.close()
+    return version
+
+
 def migrate(engine: Engine) -> int:
-    """Apply every migration newer than the database's user_version, each in its own transaction."""
+    """Apply every migration newer than the database's user_version, each in its own transaction. A database
+    that is already current is only read (no write lock); the version is checked again inside each migration's
+    transaction, so two processes opening an old database at once apply each migration once."""
     migrations = _migrations()
     latest = migrations[-1][0] if migrations else 0
-    with engine.begin() as conn:
-        current = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+    current = schema_version(engine)
     if current > latest:
         raise StateError(
             f"database schema version {current} is newer than this alloop knows ({latest}): upgrade alloop"
@@ -68,12 +84,30 @@ def migrate(engine: Engine) -> int:
             continue
         script = path.read_text()
         with engine.begin() as conn:
+            if conn.exec_driver_sql("PRAGMA user_version").scalar_one() >= version:
+                continue  # another process applied it while this one waited for the lock
             for statement in _split_sql(script):
-                conn.execute(text(statement))
+                conn.exec_driver_sql(statement)  # as written: no bind-parameter parsing of ':' in literals
             conn.exec_driver_sql(f"PRAGMA user_version = {version}")
     return latest
 
 
 def _split_sql(script: str) -> list[str]:
-    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    """The statements of a migration script, cut where SQLite itself sees a complete statement
+    (`sqlite3.complete_statement`): a ';' or '--' inside a string literal, a quoted name or a trigger body
+    stays part of its statement. Comments stay with the statement that follows them; pieces that hold
+    nothing but comments and blank lines are dropped."""
+    statements: list[str] = []
+    start = 0
+    for at, ch in enumerate(script):
+        if ch == ";" and sqlite3.complete_statement(script[start : at + 1]):
+            statements.append(script[start : at + 1].strip())
+            start = at + 1
+    tail = script[start:].strip()
+    if tail:
+        statements.append(tail)  # a last statement without its ';' (or a trailing comment, dropped below)
+    return [s for s in statements if not _only_comments(s)]
+
+
+def _only_comments(statement: str) -> bool:
+    return all(not ln.strip() or ln.strip().startswith("--") for ln in statement.splitlines())

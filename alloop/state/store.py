@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from alloop.errors import StateError
-from alloop.state.db import BUSY_TIMEOUT_MS, make_engine, migrate
+from alloop.state.db import READ_BUSY_TIMEOUT_MS, make_engine, migrate
 
 STAGES = ("generate", "score", "label", "train", "evaluate", "final", "done")
 
@@ -112,7 +113,11 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.engine = make_engine(self.path)
-        self.schema_version = migrate(self.engine)
+        try:
+            self.schema_version = migrate(self.engine)
+        except (DBAPIError, sqlite3.DatabaseError) as exc:  # the connect-time pragmas raise the driver's own error
+            self.engine.dispose()
+            raise StateError(f"{self.path} is not a readable campaign database ({getattr(exc, 'orig', exc)})") from exc
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -120,13 +125,25 @@ class Store:
 
     @classmethod
     def open_existing(cls, path: str | Path) -> Store:
+        """An existing database, migrated and writable (for commands that write: `alloop run`, `properties`).
+        Commands that only read open it with `open_readonly`."""
         p = Path(path)
         if not p.is_file():
             raise StateError(f"no campaign database at {p}")
         return cls(p)
 
+    readonly = False  # True for a store from `open_readonly`
+
     def close(self) -> None:
         self.engine.dispose()
+
+    def _unreadable(self, exc: DBAPIError) -> str:
+        from alloop.state.db import latest_version
+
+        latest = latest_version()
+        old = (f"; its schema version {self.schema_version} is older than this alloop's ({latest}) and a read-only "
+               "command does not migrate it: `alloop run` does") if self.schema_version < latest else ""
+        return f"the campaign database {self.path} could not be read ({exc.orig}){old}"
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -135,6 +152,8 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
+            if self.readonly and "readonly" not in str(exc.orig):
+                raise StateError(self._unreadable(exc)) from exc  # a read that failed (an older schema, a damaged file)
             # the typical causes on a cluster: a full disk or quota, a read-only or vanished file system
             raise StateError(
                 f"the campaign database {self.path} could not be written ({exc.orig}); nothing of this step was "
@@ -177,6 +196,32 @@ class Store:
                         + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}" for ch in changes),
                         {"changes": changes, "accepted": accepted})
 
+    def file_fingerprints(self, cid: int) -> dict[tuple[str, str], Any]:
+        """(role, path) -> alloop.fingerprints.Fingerprint of the files the campaign referred to at its last run."""
+        from alloop.fingerprints import Fingerprint
+
+        with self._tx() as c:
+            rows = c.execute(text("SELECT role, path, size, mtime_ns, sha256 FROM file_fingerprint WHERE campaign_id=:c"), {"c": cid}).all()
+        return {(r.role, r.path): Fingerprint(r.role, r.path, int(r.size), int(r.mtime_ns), r.sha256) for r in rows}
+
+    def save_file_fingerprints(self, cid: int, current: Sequence[Any], changed: Sequence[tuple[Any, Any]], accepted: bool) -> None:
+        """The files' fingerprints as they are now; the changed ones (accepted with --accept-changes) as an event."""
+        from alloop.fingerprints import describe
+
+        now = time.time()
+        with self._tx() as c:
+            for f in current:
+                c.execute(text("INSERT INTO file_fingerprint (campaign_id, role, path, size, mtime_ns, sha256, updated_at) "
+                               "VALUES (:c, :r, :p, :s, :m, :h, :t) ON CONFLICT (campaign_id, role, path) DO UPDATE SET "
+                               "size=excluded.size, mtime_ns=excluded.mtime_ns, sha256=excluded.sha256, updated_at=excluded.updated_at"),
+                          {"c": cid, "r": f.role, "p": f.path, "s": f.size, "m": f.mtime_ns, "h": f.sha256, "t": now})
+            if changed:
+                what = "accepted with --accept-changes" if accepted else "recorded"
+                self._event(c, cid, None, "warning", "config",
+                            f"files changed since the last run ({len(changed)}, {what}): " + "; ".join(describe(o, n) for o, n in changed),
+                            {"files": [{"role": n.role, "path": n.path, "old_sha256": o.sha256, "new_sha256": n.sha256} for o, n in changed],
+                             "accepted": accepted})
+
     def reopen_campaign(self, cid: int, message: str) -> None:
         """A finished campaign runs on (its iteration limit was raised)."""
         with self._tx() as c:
@@ -187,7 +232,8 @@ class Store:
 
     def retry_iteration(self, cid: int, idx: int) -> str:
         """A failed iteration back at the stage it failed in (its quarantined DFT jobs queued again with a fresh
-        attempt budget when it failed while labelling), the campaign running again; returns that stage."""
+        attempt budget when it failed while labelling; its failed predictions dropped, to be made again, when it
+        failed while scoring), the campaign running again; returns that stage."""
         with self._tx() as c:
             stage = c.execute(text("SELECT failed_stage FROM iteration WHERE campaign_id=:c AND idx=:i"), {"c": cid, "i": idx}).scalar_one()
             stage = stage or "label"
@@ -198,6 +244,9 @@ class Store:
                 if ids:
                     c.execute(text(f"UPDATE dft_job SET status='queued', attempts=0, job_id=NULL, updated_at=:t WHERE id IN ({_ids(ids)})"), {"t": time.time()})
                     c.execute(text(f"UPDATE configuration SET status='scored' WHERE id IN (SELECT configuration_id FROM dft_job WHERE id IN ({_ids(ids)}))"))
+            if stage == "score":  # the failed predictions are asked again: the member may have been fixed
+                c.execute(text("DELETE FROM prediction WHERE error IS NOT NULL AND configuration_id IN "
+                               "(SELECT id FROM configuration WHERE campaign_id=:c AND iteration_idx=:i)"), {"c": cid, "i": idx})
             c.execute(text("UPDATE iteration SET stage=:s, failed_stage=NULL, finished_at=NULL WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
             c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
             self._event(c, cid, idx, "warning", "campaign", f"iteration {idx} retried from stage {stage} (alloop run --retry)")
@@ -529,7 +578,7 @@ class Store:
     def final_potential(self, cid: int) -> dict[str, Any] | None:
         """The campaign's final fit: iteration_idx, outcome, message and, once fitted, path, active_set, n_train and
         metrics; None when the campaign has not ended (or predates final fits)."""
-        if self.schema_version < 7:  # read without migrating: no final fits yet
+        if self.schema_version < 8:  # read without migrating: no final fits yet
             return None
         with self.engine.connect() as c:
             row = c.execute(text("SELECT * FROM final_potential WHERE campaign_id=:c"), {"c": cid}).mappings().first()
@@ -708,28 +757,39 @@ class Store:
     # handful of SELECTs; blobs are decoded only for the rows a figure needs.
     @classmethod
     def open_readonly(cls, path: str | Path) -> Store:
-        """A connection that can never write (SQLite `mode=ro`, `PRAGMA query_only`): safe beside a running
-        controller, and no migration is applied; `schema_version` is the database's own."""
+        """A connection that can never write (SQLite `mode=ro`, `PRAGMA query_only`), for every command that only
+        reads (`status`, `report`, the `generate` preview, `sweep`'s reads): no migration is applied (an older
+        schema is read as it is; `schema_version` is the database's own), and no read takes a write lock or
+        waits on one: reads are plain deferred transactions, which in the store's WAL journal go on beside a
+        controller's open write transaction. Raises StateError, one line, for a file that is not a campaign
+        database."""
         p = Path(path)
         if not p.is_file():
             raise StateError(f"no campaign database at {p}")
         store = cls.__new__(cls)
         store.path = p
+        store.readonly = True
+        store.schema_version = 0
         store.engine = create_engine(f"sqlite:///file:{p.resolve()}?mode=ro&uri=true", future=True)
 
         @sa_event.listens_for(store.engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: object) -> None:
             cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            # a WAL reader waits only in rare moments (another connection recovering the WAL): a short wait
+            cur.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
             cur.execute("PRAGMA query_only = ON")
             cur.close()
 
         try:
             with store.engine.connect() as c:
                 store.schema_version = int(c.exec_driver_sql("PRAGMA user_version").scalar_one())
+                has_campaign = c.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name='campaign'").first()
         except DBAPIError as exc:
             store.engine.dispose()
             raise StateError(f"{p} is not a readable campaign database ({exc.orig})") from exc
+        if has_campaign is None:
+            store.engine.dispose()
+            raise StateError(f"{p} is not a readable campaign database (it holds no campaign table)")
         return store
 
     def _read(self, query: str, params: dict[str, Any]) -> dict[str, list[Any]]:

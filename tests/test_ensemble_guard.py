@@ -1,0 +1,57 @@
+"""What stops an iteration before it spends DFT (issue 21 item 1): the policy functions of alloop.ensemble.routing
+that the controller calls after scoring (unit tests; tests/test_campaign_member_failure.py runs the loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alloop.ensemble import EnsemblePredictions, MemberPredictions, resolve_ensemble
+from alloop.ensemble.routing import dft_without_u, failing_members, route, spending_stop
+
+
+def test_a_member_failing_on_a_whole_batch_or_above_the_share_stops_the_iteration():
+    members = ["a", "b", "c"]
+    # b failed on 1 of 20 (5 %): its configurations go to DFT with their reason; c failed to load on one batch
+    errors = {"a": {}, "b": {3: "ValueError: unknown element"}, "c": {}}
+    got = failing_members(errors, 20, members, 0.1, {"c": ("MemberError: checkpoint /x/model.pt\n  is not a model file.", 12)})
+    assert [(f.member, f.whole_batch) for f in got] == [("c", True)]
+    assert got[0].describe().startswith("member 'c' failed on a whole prediction batch")
+    assert got[0].describe() == ("member 'c' failed on a whole prediction batch (12 of 20 configurations without its "
+                                 "prediction): MemberError: checkpoint /x/model.pt is not a model file")
+    # above the share: 3 of 20 (15 %) with its most frequent reason; at exactly the share it still passes
+    errors["b"] = {1: "NaN forces", 2: "NaN forces", 7: "timeout"}
+    got = failing_members(errors, 20, members, 0.1)
+    assert [f.member for f in got] == ["b"] and got[0].n_failed == 3 and "NaN forces" in got[0].error
+    assert failing_members(errors, 30, members, 0.1) == []
+    # only the watched members count (a member outside U and the labels is not the iteration's concern)
+    assert failing_members(errors, 20, ["a", "c"], 0.1) == []
+    assert failing_members({}, 0, members, 0.1) == []
+
+
+def _routing(n_bad: int, n: int = 10, force_dft=None):
+    spec = resolve_ensemble({"name": "e", "members": [{"name": "a", "kind": "chgnet", "model": "0.3.0"},
+                                                      {"name": "b", "kind": "chgnet", "model": "0.2.0"}]}, check_files=False)
+    f = [np.zeros((2, 3)) for _ in range(n)]
+    per = {m: MemberPredictions(m, np.full(n, -20.0), [x.copy() for x in f]) for m in ("a", "b")}
+    per["b"].forces[0][:] = 5.0  # configuration 0: the members disagree, U >= U_c: DFT for its U
+    for i in range(1, 1 + n_bad):  # these: b failed, no U
+        per["b"].energies[i] = np.nan
+        per["b"].forces[i][:] = np.nan
+        per["b"].errors[i] = "RuntimeError: CUDA out of memory"
+    preds = EnsemblePredictions.stack(spec, per, np.full(n, 2))
+    return route(preds, 1.0, 1, "a", "a", force_dft=force_dft)
+
+
+def test_the_share_sent_to_dft_for_want_of_u_is_capped():
+    r = _routing(n_bad=1)
+    assert dft_without_u(r, 1.0, 1).tolist() == [False, True] + [False] * 8  # not the one with U >= U_c
+    assert spending_stop(r, 1.0, 1, 0.1) is None  # 1 of 10: at the cap, still sent to DFT with its reason
+    assert r.reasons[1].startswith("U not computable (b: RuntimeError: CUDA out of memory)")
+    r = _routing(n_bad=2)
+    why = spending_stop(r, 1.0, 1, 0.1)
+    assert why is not None and why.startswith("2 of 10 configurations (20%) would go to DFT for want of U")
+    assert "guard.max_dft_share_without_u = 10%" in why and "CUDA out of memory" in why
+    assert spending_stop(r, 1.0, 1, 0.25) is None
+    # energy-reference calibration cells go to DFT whatever their U: never counted
+    r = _routing(n_bad=0, force_dft=np.array([False] + [True] * 5 + [False] * 4))
+    assert not dft_without_u(r, 1.0, 1).any() and spending_stop(r, 1.0, 1, 0.1) is None
