@@ -33,6 +33,18 @@ def config_hash(atoms: Atoms) -> str:
 OVERLAP_DISTANCE = 0.5
 
 
+def physical_or_reason(structures: Sequence[Atoms], min_distance: float) -> list[str | None]:
+    """Per structure: None where validate_atoms accepts it, else the reason it is unphysical."""
+    reasons: list[str | None] = []
+    for atoms in structures:
+        try:
+            validate_atoms(atoms, min_distance)
+            reasons.append(None)
+        except UnphysicalStructureError as exc:
+            reasons.append(str(exc))
+    return reasons
+
+
 def validate_atoms(atoms: Atoms, min_distance: float = OVERLAP_DISTANCE) -> None:
     """Raise UnphysicalStructureError for NaN/inf coordinates, a singular periodic cell, mixed
     periodicity or atoms closer than `min_distance` Å (mic-aware)."""

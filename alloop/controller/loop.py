@@ -25,12 +25,12 @@ from alloop.cluster import revive_workers
 from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
-from alloop.errors import AlloopError, CampaignChangedError, UnphysicalStructureError
+from alloop.errors import AlloopError, CampaignChangedError
 from alloop.explore.convergence import judge
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
-from alloop.structures import atoms_from_json, atoms_to_json, config_hash, validate_atoms
+from alloop.structures import atoms_from_json, atoms_to_json, config_hash, physical_or_reason
 
 log = logging.getLogger("alloop")
 
@@ -256,17 +256,17 @@ class Controller:
         fresh: list[tuple[str, Atoms]] = []
         rejected: list[NewConfiguration] = []
         seen: set[str] = set()
+        new = []
         for atoms in calibration + pool:
             h = config_hash(atoms)
-            if h in known or h in seen:
-                continue
-            seen.add(h)
-            try:
-                validate_atoms(atoms, self.c.selection.min_distance)
-            except UnphysicalStructureError as exc:
-                rejected.append(_new_config(atoms, h, "failed", str(exc)))
-                continue
-            fresh.append((h, atoms))
+            if h not in known and h not in seen:
+                seen.add(h)
+                new.append((h, atoms))
+        for (h, atoms), why in zip(new, physical_or_reason([a for _, a in new], self.c.selection.min_distance)):
+            if why is None:
+                fresh.append((h, atoms))
+            else:
+                rejected.append(_new_config(atoms, h, "failed", why))
         # calibration cells are always labelled; the budget and max volume apply to the candidates
         n_cal = sum(a.info.get("kind") == KIND_CALIBRATION for _, a in fresh)
         chosen = list(range(n_cal)) + [n_cal + i for i in self._select(idx, [a for _, a in fresh[n_cal:]])]
@@ -402,7 +402,7 @@ class Controller:
             self._fail(idx, "score", msg, AlloopError(msg))
 
     def _route(self, idx: int, configs: Sequence[Any]) -> None:
-        from alloop.ensemble import MemberPredictions
+        from alloop.ensemble.results import stacked_predictions
 
         if not configs:  # nothing new this iteration (every candidate known or rejected): straight on to labelling
             self.store.commit_routing(self.cid, idx, [], self.c.uncertainty.variant, self.c.uncertainty.u_c,
@@ -410,16 +410,9 @@ class Controller:
             log.info("iteration %d: no new configuration to route", idx)
             return
         stored = self.store.predictions([c.id for c in configs], self.members)
-        per_member = {}
-        for m in self.members:
-            pred = MemberPredictions(m, np.full(len(configs), np.nan), [np.full((c.n_atoms, 3), np.nan) for c in configs])
-            for k, c in enumerate(configs):
-                p = stored.get((c.id, m))
-                if p is None or p.forces is None or p.energy is None:
-                    pred.errors[k] = (p.error if p is not None else None) or "no prediction stored"
-                else:
-                    pred.energies[k], pred.forces[k] = p.energy, p.forces
-            per_member[m] = pred
+        per_member = {m: stacked_predictions(m, [c.n_atoms for c in configs],
+                                             [None if (p := stored.get((c.id, m))) is None else (p.energy, p.forces, p.error) for c in configs])
+                      for m in self.members}
         fut = self.client.submit(
             tasks.route_task, self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64),
             self.c.uncertainty.u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
@@ -500,8 +493,7 @@ class Controller:
         """Each calculation is its own batch job; the database keeps its id, so a restarted controller
         re-attaches to queued and running jobs instead of submitting them again."""
         from alloop.cluster.batch import make_scheduler
-        from alloop.label.batch import collect_job, job_name, job_started, prepare_job
-        from alloop.label.handlers import load_corrections
+        from alloop.label.batch import attempt_number, collect_job, job_name, job_started, prepare_job
 
         dft = self.c.labels.dft
         batch = dft.batch
@@ -520,8 +512,7 @@ class Controller:
             for job in jobs:
                 self._check_stop()
                 wd = Path(job.workdir)
-                # one name per (failed attempts, corrections): the same after a restart, new for each retry
-                attempt = 100 * job.attempts + len(load_corrections(wd))
+                attempt = attempt_number(wd, job.attempts)
                 name = job_name(wd, attempt)
                 if job.job_ref is not None and states.get(job.job_ref) is not None and states[job.job_ref].active:
                     continue
@@ -736,13 +727,7 @@ class Controller:
         assert pot is not None
         conv = self.c.convergence
         pool = self._candidate_pool(idx, _STREAM_EVAL, n_max=conv.n_candidates)
-        ok = []
-        for a in pool:
-            try:
-                validate_atoms(a, self.c.selection.min_distance)
-                ok.append(a)
-            except UnphysicalStructureError:
-                continue
+        ok = [a for a, why in zip(pool, physical_or_reason(pool, self.c.selection.min_distance)) if why is None]
         gmax = np.zeros(0)
         if ok:
             fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,19 @@ class MemberPredictions:
 
     def __len__(self) -> int:
         return len(self.forces)
+
+
+def stacked_predictions(member: str, n_atoms: list[int], stored: list[tuple[float | None, Any, str | None] | None]) -> MemberPredictions:
+    """A member's stored predictions of n structures, as (energy, forces, error) or None where nothing is stored,
+    stacked into MemberPredictions: NaN where there is no prediction, with its reason."""
+    pred = MemberPredictions(member, np.full(len(n_atoms), np.nan), [np.full((n, 3), np.nan) for n in n_atoms])
+    for k, row in enumerate(stored):
+        energy, forces, error = row if row is not None else (None, None, None)
+        if forces is None or energy is None:
+            pred.errors[k] = error or "no prediction stored"
+        else:
+            pred.energies[k], pred.forces[k] = energy, forces
+    return pred
 
 
 @dataclass

@@ -63,6 +63,14 @@ def job_name(workdir: Path, attempt: int) -> str:
     return f"al{digest}-{attempt}"
 
 
+def attempt_number(workdir: Path, failed_attempts: int) -> int:
+    """One number per (failed attempts, corrections applied in `workdir`): the same after a restart, new for each
+    retry and each custodian-style correction; job_name's `attempt`."""
+    from alloop.label.handlers import load_corrections
+
+    return 100 * failed_attempts + len(load_corrections(workdir))
+
+
 def job_started(workdir: Path) -> bool:
     """True once the scheduler started the current attempt's job (it creates the output file at start;
     `prepare_job` removes an old one)."""
