@@ -114,6 +114,21 @@ def test_an_e_v_curve_without_a_minimum_leaves_everything_that_needs_it_out():
     assert values["vacancy"].value is None
 
 
+def test_a_hole_at_strong_compression_is_a_warning_beside_the_crystals_own_minimum():
+    class Holey(EMT):  # EMT copper with a 5 eV/atom well below 8 Å³/atom (0.69 V0), as an under-trained ACE dives
+        def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+            super().calculate(atoms, properties, system_changes or ["positions", "numbers", "cell", "pbc"])
+            well = -5.0 / (1.0 + np.exp((self.atoms.get_volume() / len(self.atoms) - 8.0) / 0.2))
+            self.results["energy"] += len(self.atoms) * well
+            self.results["free_energy"] = self.results["energy"]
+
+    result = compute_properties(CalculatorPotential(Holey(), "holey EMT"), ["Cu"], PropertySettings(properties=["lattice"]))
+    a0 = result.element("Cu").values["lattice_constant"]
+    assert a0.value == pytest.approx(3.59, abs=0.02)  # EMT's own minimum, not the edge of the scan
+    assert a0.details["hole_at_a"] < 0.9 * a0.value and a0.details["hole_depth_eV_per_atom"] > 1
+    assert "a hole at strong compression" in " ".join(format_table(result).split())
+
+
 def test_fcc_copper_with_emt():
     s = PropertySettings(properties=["elastic", "vacancy", "interstitials", "gsfe"], defect_cells=2)
     cu = _values(compute_properties(CalculatorPotential(EMT(), "EMT"), ["Cu"], s), "Cu")

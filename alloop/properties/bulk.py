@@ -35,6 +35,7 @@ class Lattice:
     e0: float  # eV/atom, at a0 (the fit's minimum)
     bulk_modulus: float  # GPa
     curve: Curve
+    hole: dict[str, float] | None = None  # where the curve falls below this minimum again (a, depth in eV/atom)
 
     def cell(self, element: str, a: float | None = None) -> Atoms:
         return cubic_cell(element, self.structure, self.a0 if a is None else a)
@@ -68,8 +69,9 @@ def cubic_cell(element: str, structure: str, a: float) -> Atoms:
 
 
 def equation_of_state(model: PropertyModel, element: str, structure: Structure, a_start: float) -> Lattice:
-    """E–V curve of the cubic cell and its Birch–Murnaghan fit; NotComputable when the curve has no minimum
-    inside the scan (0.85–1.15 × the starting lattice constant) or cannot be fitted."""
+    """E–V curve of the cubic cell and its Birch–Murnaghan fit at the local minimum nearest `a_start`
+    (`hole` says where the curve falls lower still); NotComputable when the curve has no minimum inside the
+    scan (0.85–1.15 × the starting lattice constant) or cannot be fitted."""
     n = ATOMS_PER_CELL[structure]
     a_coarse = a_start * COARSE
     e_coarse = _scan(model, element, structure, a_coarse) / n
@@ -77,10 +79,17 @@ def equation_of_state(model: PropertyModel, element: str, structure: Structure, 
     if not finite.all():
         bad = ", ".join(f"{a:.3f}" for a in a_coarse[~finite])
         raise NotComputable(f"no finite energy on the E–V curve at a = {bad} Å")
-    low = int(np.argmin(e_coarse))
-    if low in (0, len(a_coarse) - 1):
+    # the crystal sits in the local minimum nearest the expected lattice constant; a potential that dives again
+    # at strong compression (a hole beyond its data, which the loop's strained cells end near) still has that one
+    interior = [i for i in range(1, len(a_coarse) - 1) if e_coarse[i] < e_coarse[i - 1] and e_coarse[i] < e_coarse[i + 1]]
+    if not interior:
+        low = int(np.argmin(e_coarse))
         raise NotComputable(f"the E–V curve has no minimum between a = {a_coarse[0]:.3f} and {a_coarse[-1]:.3f} Å "
                             f"(lowest energy at a = {a_coarse[low]:.3f} Å, the edge of the scan)")
+    low = min(interior, key=lambda i: abs(a_coarse[i] - a_start))
+    deep = int(np.argmin(e_coarse))
+    hole = None if deep == low else {"hole_at_a": round(float(a_coarse[deep]), 4),
+                                     "hole_depth_eV_per_atom": round(float(e_coarse[low] - e_coarse[deep]), 4)}
     a_mid = a_coarse[low] * MEDIUM
     e_mid = _scan(model, element, structure, a_mid) / n
     if not np.isfinite(e_mid).all():
@@ -103,7 +112,7 @@ def equation_of_state(model: PropertyModel, element: str, structure: Structure, 
     en = np.concatenate([e_coarse, e_mid, e_fine])
     order = np.argsort(vol)
     curve = Curve(x=vol[order].round(5).tolist(), y=(en[order] - e0).round(6).tolist())
-    return Lattice(structure, float((v0 * n) ** (1 / 3)), float(e0), float(b / units.GPa), curve)
+    return Lattice(structure, float((v0 * n) ** (1 / 3)), float(e0), float(b / units.GPa), curve, hole)
 
 
 def check_stable(model: PropertyModel, element: str, lattice: Lattice, fmax: float, max_steps: int) -> None:

@@ -74,7 +74,11 @@ def _element(model: PropertyModel, el: str, groups: list[str], settings: Propert
     except NotComputable as exc:
         # the E–V minimum of a crystal that falls apart is a saddle point: its a0, B and the rest mean nothing
         return everything(str(exc), a0=round(lat.a0, 5), B=round(lat.bulk_modulus, 3))
-    props.values["lattice_constant"] = Value.of(lat.a0)
+    # a hole at strong compression is kept with the value: the crystal's minimum is real, the hole is a warning
+    props.values["lattice_constant"] = Value.of(lat.a0, **(lat.hole or {}))
+    if lat.hole:
+        say(f"{el}: the E–V curve falls {lat.hole['hole_depth_eV_per_atom']:.3g} eV/atom below the crystal's minimum "
+            f"at a = {lat.hole['hole_at_a']:.3f} Å: the potential has a hole there")
     props.values["bulk_modulus"] = Value.of(lat.bulk_modulus)
     props.values["cohesive_energy"] = _guarded(lambda: Value.of(bulk.cohesive_energy(lat, settings.atom_energies.get(el), el)))
     say(f"{el}: a0 = {lat.a0:.4f} Å, B = {lat.bulk_modulus:.0f} GPa ({time.perf_counter() - t:.1f} s)")

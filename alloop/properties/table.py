@@ -99,6 +99,15 @@ def format_table(result: PropertyResult, teacher: PropertyResult | None = None, 
         out += ["", "not computable (n/c):"]
         for reason, k in notes.items():
             out += textwrap.wrap(f"[{k}] {reason}", 110, initial_indent="  ", subsequent_indent="      ")
+    holes = [(who_, p.element, p.values["lattice_constant"].details) for who_, r in (("potential", result), ("teacher", teacher))
+             if r is not None for p in r.per_element if "lattice_constant" in p.values and "hole_at_a" in p.values["lattice_constant"].details]
+    if holes:
+        out += ["", "warnings:"]
+        for who_, el, d in holes:
+            out += textwrap.wrap(f"{who_}, {el}: the E–V curve falls {d['hole_depth_eV_per_atom']:.3g} eV/atom below the crystal's "
+                                 f"minimum at a = {d['hole_at_a']:.3f} Å (a hole at strong compression, beyond the potential's "
+                                 "data); the properties are those of the crystal's own minimum", 110,
+                                 initial_indent="  ", subsequent_indent="    ")
     return "\n".join(out)
 
 

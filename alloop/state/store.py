@@ -682,7 +682,7 @@ class Store:
                 {"c": cid, "s": subject, "i": iteration_idx, "m": model, "f": fingerprint, "r": json.dumps(result),
                  "sec": float(result.get("seconds", 0.0)), "t": time.time()},
             )
-            what = f"potential of iteration {iteration_idx}" if subject == "potential" else f"teacher {model}"
+            what = {"potential": f"potential of iteration {iteration_idx}", "final": "final potential"}.get(subject, f"teacher {model}")
             self._event(c, cid, iteration_idx, "info", "properties", f"properties of the {what} ({result.get('seconds', 0):.0f} s)")
 
     def property_results(self, cid: int) -> list[dict[str, Any]]:
