@@ -47,6 +47,10 @@ class UncertaintySettings(_Strict):
     variant: Literal[0, 1, 2] = Field(1, description="U^(0), U^(1) (the paper's U, Eq. 1) or U^(2) (alloop.uq)")
     u_c: float = Field(1.0, gt=0, json_schema_extra=unit("eV/Å"),
                        description="threshold: U < u_c is labelled by the uMLIP, the rest by DFT")
+    dft_kinds: list[str] = Field(
+        default_factory=lambda: ["dimer", "trimer"], description="kinds labelled by DFT whatever their U: a force-based U "
+        "cannot judge a cell whose forces nearly vanish in every member (a stretched dimer), so these go to DFT by kind, "
+        "as in the paper (all its dimers went to DFT); [] routes them by U like the rest")
 
 
 class DFTSettings(_Strict):

@@ -55,3 +55,17 @@ def test_the_share_sent_to_dft_for_want_of_u_is_capped():
     # energy-reference calibration cells go to DFT whatever their U: never counted
     r = _routing(n_bad=0, force_dft=np.array([False] + [True] * 5 + [False] * 4))
     assert not dft_without_u(r, 1.0, 1).any() and spending_stop(r, 1.0, 1, 0.1) is None
+
+
+def test_dimers_and_trimers_go_to_dft_by_kind_whatever_their_u():
+    from alloop.ensemble.routing import dft_by_kind
+
+    kinds = ["dimer", "strained_bulk", "trimer", "calibration", "vacancy"]
+    why = dft_by_kind(kinds, ["dimer", "trimer"], "calibration")
+    assert [w is not None for w in why] == [True, False, True, True, False]
+    assert "uncertainty.dft_kinds" in why[0] and why[3].startswith("energy-reference calibration")
+    # every member agrees on them (U = 0), yet they go to DFT with their reason, and they are no spending of U's
+    r = _routing(n_bad=0, n=5, force_dft=why)
+    assert r.to_umlip.tolist() == [False, True, False, False, True]
+    assert r.reasons[2] == why[2] and not dft_without_u(r, 1.0, 1).any()
+    assert dft_by_kind(kinds, [], "calibration")[0] is None  # [] routes dimers by U

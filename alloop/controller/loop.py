@@ -403,6 +403,7 @@ class Controller:
 
     def _route(self, idx: int, configs: Sequence[Any]) -> None:
         from alloop.ensemble.results import stacked_predictions
+        from alloop.ensemble.routing import dft_by_kind
 
         if not configs:  # nothing new this iteration (every candidate known or rejected): straight on to labelling
             self.store.commit_routing(self.cid, idx, [], self.c.uncertainty.variant, self.c.uncertainty.u_c,
@@ -416,7 +417,8 @@ class Controller:
         fut = self.client.submit(
             tasks.route_task, self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64),
             self.c.uncertainty.u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
-            np.array([c.kind == KIND_CALIBRATION for c in configs], dtype=bool), pure=False, key=f"route-{idx}-{time.time_ns()}")
+            dft_by_kind([c.kind for c in configs], self.c.uncertainty.dft_kinds, KIND_CALIBRATION), pure=False,
+            key=f"route-{idx}-{time.time_ns()}")
         decision = self._result(idx, "score", fut, "U and routing")
         u_c = self.c.uncertainty.u_c
         self._check_spending(idx, decision)

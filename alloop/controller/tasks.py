@@ -100,7 +100,7 @@ def select_task(structures: list[Any], budget: int, potential: str | None, activ
 
 
 def route_task(spec: Any, per_member: dict[str, Any], n_atoms: np.ndarray, u_c: float, variant: int, energy_member: str,
-               force_member: str, force_dft: np.ndarray) -> Any:
+               force_member: str, force_dft: list[str | None]) -> Any:
     """U (the computation `alloop score` writes) and where each configuration's label comes from:
     alloop.ensemble.routing.route on the stored predictions stacked as alloop.ensemble.EnsemblePredictions."""
     from alloop.ensemble import EnsemblePredictions

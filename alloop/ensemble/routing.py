@@ -7,6 +7,7 @@ with `in_u`, Eq. (2) weights from their RMSEs (equal weights only when the ensem
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +32,10 @@ def route(
     variant: int,
     energy_member: str,
     force_member: str,
-    force_dft: np.ndarray | None = None,
+    force_dft: Sequence[str | None] | np.ndarray | None = None,
 ) -> Routing:
-    """Route every configuration of `preds`; `force_dft` marks configurations that need DFT whatever their
-    U (energy-reference calibration cells)."""
+    """Route every configuration of `preds`; `force_dft` gives, per configuration, why it needs DFT whatever its U
+    (dft_by_kind), or None; a boolean array marks energy-reference calibration cells."""
     n = preds.n_structures
     u = {v: preds.uncertainty(v) for v in (0, 1, 2)}
     e_k, f_k = preds.index(energy_member), preds.index(force_member)
@@ -42,13 +43,19 @@ def route(
     energies = preds.energies[e_k]
     forces = [preds.forces[f_k, off[i] : off[i + 1]] for i in range(n)]
     labels_ok = np.isfinite(energies) & np.array([np.isfinite(f).all() for f in forces], dtype=bool)
-    forced = np.zeros(n, dtype=bool) if force_dft is None else np.asarray(force_dft, dtype=bool)
+    if force_dft is None:
+        why_forced: list[str | None] = [None] * n
+    elif isinstance(force_dft, np.ndarray) and force_dft.dtype == bool:
+        why_forced = [CALIBRATION_REASON if f else None for f in force_dft]
+    else:
+        why_forced = list(force_dft)
+    forced = np.array([w is not None for w in why_forced], dtype=bool)
     to_umlip = partition(u[variant], u_c) & labels_ok & ~forced
     reasons: list[str | None] = []
     for i in range(n):
         errors = preds.structure_errors(i)
         if forced[i]:
-            reasons.append("energy-reference calibration: labelled by DFT whatever its U")
+            reasons.append(why_forced[i])
         elif not np.isfinite(u[variant][i]):
             reasons.append("U not computable (" + "; ".join(errors or ["missing predictions"]) + "): sent to DFT")
         elif not labels_ok[i] and u[variant][i] < u_c:
@@ -56,6 +63,23 @@ def route(
         else:
             reasons.append(None)
     return Routing(u, to_umlip, energies, forces, reasons, forced)
+
+
+CALIBRATION_REASON = "energy-reference calibration: labelled by DFT whatever its U"
+
+
+def dft_by_kind(kinds: Sequence[str], dft_kinds: Sequence[str], calibration_kind: str) -> list[str | None]:
+    """Per configuration, why its kind goes to DFT whatever its U, or None: the energy-reference calibration cells,
+    and the kinds of uncertainty.dft_kinds (a force-based U cannot judge a nearly force-free dimer)."""
+    out: list[str | None] = []
+    for kind in kinds:
+        if kind == calibration_kind:
+            out.append(CALIBRATION_REASON)
+        elif kind in dft_kinds:
+            out.append(f"a {kind}: a kind a force-based U cannot judge, labelled by DFT whatever its U (uncertainty.dft_kinds)")
+        else:
+            out.append(None)
+    return out
 
 
 # ---------------------------------------------------------------------- what stops an iteration before DFT
