@@ -36,7 +36,7 @@ log = logging.getLogger("alloop")
 
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
-STREAM_POOL, _STREAM_EVAL, _STREAM_CALIBRATION = 1, 2, 5  # 3 was the random selection before the first fit
+STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_CALIBRATION = 1, 2, 3, 5
 # One predict task: at most this many configurations and atoms (about a minute for the slowest
 # offline member on one CPU core; the member batches inside the task for its device).
 _TASK_STRUCTURES, _TASK_ATOMS = 64, 2048
@@ -321,10 +321,11 @@ class Controller:
         if len(structures) <= budget:
             return list(range(len(structures)))
         # before the first fit, MaxVol measures novelty against the untrained basis of the campaign's shape
+        # (and a seeded draw fills the budget: train.select.select_for_labelling)
         pot = self.store.latest_potential(self.cid, before_idx=idx)
         fut = self.client.submit(tasks.select_task, structures, budget, None if pot is None else pot["path"],
                                  None if pot is None else pot["active_set"], list(self.c.elements),
-                                 self.c.train, pure=False, key=f"select-{idx}-{time.time_ns()}")
+                                 self.c.train, [self.c.seed, idx, _STREAM_SELECT], pure=False, key=f"select-{idx}-{time.time_ns()}")
         return sorted(self._result(idx, "generate", fut, "max-volume selection"))
 
     # ------------------------------------------------------------------ score and route

@@ -91,12 +91,12 @@ def pool_task(elements: list[str], generate: Any, explore: Any, potential: tuple
 
 
 def select_task(structures: list[Any], budget: int, potential: str | None, active_set: str | None, elements: list[str],
-                settings: Any) -> list[int]:
-    """Max-volume (D-optimal) choice of `budget` structures against the active set, or before the first fit
-    (`potential` None) against the untrained basis of `settings`' shape: alloop.train.select_maxvol."""
-    from alloop.train import select_maxvol
+                settings: Any, seed: list[int]) -> list[int]:
+    """The iteration's choice of `budget` candidates: alloop.train.select.select_for_labelling (MaxVol against the
+    active set, or the untrained basis plus a seeded fill before the first fit)."""
+    from alloop.train.select import select_for_labelling
 
-    return list(select_maxvol(structures, budget, potential=potential, active_set=active_set, elements=elements, settings=settings))
+    return select_for_labelling(structures, budget, potential, active_set, elements, settings, seed)
 
 
 def route_task(spec: Any, per_member: dict[str, Any], n_atoms: np.ndarray, u_c: float, variant: int, energy_member: str,

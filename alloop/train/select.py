@@ -77,6 +77,20 @@ def select_maxvol(
     return ranked[:budget]
 
 
+def select_for_labelling(structures: Sequence[Atoms], budget: int, potential: str | Path | None, active_set: str | Path | None,
+                         elements: list[str], settings: FitSettings, seed: Sequence[int]) -> list[int]:
+    """An iteration's choice of at most `budget` candidates, sorted: MaxVol against the potential's active set, or
+    before the first fit against the untrained basis. The untrained basis spans its few functions with a handful
+    of structures and says nothing of what a potential will lack, so before the first fit the rest of the budget
+    is filled by a draw seeded with `seed`; with a potential, candidates that add no volume are left out."""
+    chosen = select_maxvol(structures, budget, potential=potential, active_set=active_set, elements=elements, settings=settings)
+    if potential is None and len(chosen) < min(budget, len(structures)):
+        rest = np.setdiff1d(np.arange(len(structures)), chosen)
+        fill = np.random.default_rng(list(seed)).choice(rest, size=min(budget, len(structures)) - len(chosen), replace=False)
+        chosen = [*chosen, *fill.tolist()]
+    return sorted(int(i) for i in chosen)
+
+
 def _model(structures: list[Atoms], potential: str | Path | None, active_set: str | Path | None,
            elements: list[str] | None, settings: FitSettings | None) -> AceModel:
     """The potential (with its active set), or before any fit an untrained basis of shape `settings`."""
