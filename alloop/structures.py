@@ -33,6 +33,26 @@ def config_hash(atoms: Atoms) -> str:
 OVERLAP_DISTANCE = 0.5
 
 
+def fresh_candidates(structures: Sequence[Atoms], known: set[str] | frozenset[str], min_distance: float
+                     ) -> tuple[list[tuple[str, Atoms]], list[tuple[str, Atoms, str]]]:
+    """An iteration's new candidates: each structure once, none the campaign already holds (`known` hashes),
+    split into the physical ones (hash, atoms) and the rejected ones (hash, atoms, reason)."""
+    seen: set[str] = set()
+    new = []
+    for atoms in structures:
+        h = config_hash(atoms)
+        if h not in known and h not in seen:
+            seen.add(h)
+            new.append((h, atoms))
+    fresh, rejected = [], []
+    for (h, atoms), why in zip(new, physical_or_reason([a for _, a in new], min_distance)):
+        if why is None:
+            fresh.append((h, atoms))
+        else:
+            rejected.append((h, atoms, why))
+    return fresh, rejected
+
+
 def physical_or_reason(structures: Sequence[Atoms], min_distance: float) -> list[str | None]:
     """Per structure: None where validate_atoms accepts it, else the reason it is unphysical."""
     reasons: list[str | None] = []

@@ -74,9 +74,9 @@ def test_the_generate_preview_reads_beside_a_writer(campaign_db):
 
     with writer_holding_the_lock(campaign_db):
         t = time.perf_counter()
-        idx, pot = _next_iteration(campaign_db, Store.open_readonly(campaign_db).campaign()["name"])
+        idx, pot, known = _next_iteration(campaign_db, Store.open_readonly(campaign_db).campaign()["name"])
         assert time.perf_counter() - t < 5.0
-    assert idx == 2 and pot is not None
+    assert idx == 2 and pot is not None and known
 
 
 def test_an_older_schema_is_read_as_it_is_not_migrated(campaign_db, tmp_path, capsys):

@@ -40,34 +40,45 @@ def _say(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.config import load_campaign
-    from alloop.controller.loop import STREAM_POOL
+    from alloop.controller.loop import STREAM_CALIBRATION, STREAM_POOL
     from alloop.explore.pool import candidate_pool
+    from alloop.generate.calibration import iteration_calibration
     from alloop.io import write_extxyz
+    from alloop.structures import fresh_candidates
 
     try:
         c = load_campaign(args.campaign, check_ensemble=False)
-        idx, pot = _next_iteration(c.database_path, c.name)
+        idx, pot, known = _next_iteration(c.database_path, c.name)
         if args.iteration is not None:
             idx = args.iteration
         basis = f"potential {pot['path']}" if pot else "the campaign's untrained ACE basis"
         _say(f"generating the candidates of iteration {idx} for {', '.join(c.elements)}"
              + (f" (MaxVol decoration against {basis})" if c.generate.genome is not None else ""))
         # the controller's own pool function and random stream, without the MD exploration
-        frames = candidate_pool(c.elements, c.generate, c.explore, None if pot is None else (pot["path"], pot["active_set"]),
-                                c.seed, idx, STREAM_POOL, sources=True, fit=c.train, explore=False)
+        pool = candidate_pool(c.elements, c.generate, c.explore, None if pot is None else (pot["path"], pot["active_set"]),
+                              c.seed, idx, STREAM_POOL, sources=True, fit=c.train, explore=False)
+        # what the loop's generate stage keeps of them: its calibration cells, nothing the campaign holds, nothing unphysical
+        calibration = iteration_calibration(c.elements, c.generate, c.labels.energy_reference, idx, c.seed, STREAM_CALIBRATION)
+        fresh, rejected = fresh_candidates(calibration + list(pool), known, c.selection.min_distance)
+        frames = [a for _, a in fresh]
     except AlloopError as exc:
         _say(f"error: {exc}")
         return 2
+    if rejected:
+        _say(f"{len(rejected)} unphysical candidates left out, as the loop would: " + "; ".join(sorted({w for _, _, w in rejected}))[:300])
+    if len(calibration) + len(pool) - len(fresh) - len(rejected):
+        _say(f"{len(calibration) + len(pool) - len(fresh) - len(rejected)} candidates the campaign already holds left out")
     print(summary_table(frames, c.elements))
     out = write_extxyz(args.output, [_for_extxyz(a) for a in frames])
     _say(f"wrote {len(frames)} configurations ({sum(map(len, frames))} atoms) to {out}")
     return 0
 
 
-def _next_iteration(db: Path, name: str) -> tuple[int, dict[str, Any] | None]:
-    """(index of the iteration that generates next, latest potential) from the database, if there is one."""
+def _next_iteration(db: Path, name: str) -> tuple[int, dict[str, Any] | None, set[str]]:
+    """(index of the iteration that generates next, latest potential, the configurations' hashes) from the
+    database, if there is one."""
     if not Path(db).is_file():
-        return 0, None
+        return 0, None, set()
     from sqlalchemy.exc import DBAPIError
 
     from alloop.errors import StateError
@@ -78,13 +89,14 @@ def _next_iteration(db: Path, name: str) -> tuple[int, dict[str, Any] | None]:
         cid = store.campaign(name)["id"]
         cur = store.current_iteration(cid)
         pot = store.latest_potential(cid)
+        known = store.known_hashes(cid)
     except DBAPIError as exc:
         raise StateError(store._unreadable(exc)) from exc
     finally:
         store.close()
     if cur is None:
-        return 0, pot
-    return (cur[0] if cur[1] == "generate" else cur[0] + 1), pot
+        return 0, pot, known
+    return (cur[0] if cur[1] == "generate" else cur[0] + 1), pot, known
 
 
 def _for_extxyz(atoms: Atoms) -> Atoms:

@@ -30,13 +30,13 @@ from alloop.explore.convergence import judge
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
-from alloop.structures import atoms_from_json, atoms_to_json, config_hash, physical_or_reason
+from alloop.structures import atoms_from_json, atoms_to_json, config_hash, fresh_candidates, physical_or_reason
 
 log = logging.getLogger("alloop")
 
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
-STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, _STREAM_CALIBRATION = 1, 2, 3, 5
+STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, STREAM_CALIBRATION = 1, 2, 3, 5
 # One predict task: at most this many configurations and atoms (about a minute for the slowest
 # offline member on one CPU core; the member batches inside the task for its device).
 _TASK_STRUCTURES, _TASK_ATOMS = 64, 2048
@@ -214,9 +214,6 @@ class Controller:
         pot = self.store.latest_potential(self.cid)
         return None if pot is None else pot["path"]
 
-    def _rng(self, idx: int, stream: int) -> np.random.Generator:
-        return np.random.default_rng([self.c.seed, idx, stream])
-
     # ------------------------------------------------------------------ generate + select
     def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> list[Atoms]:
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
@@ -235,12 +232,10 @@ class Controller:
 
     def _calibration(self, idx: int) -> list[Atoms]:
         """Energy-reference calibration cells, labelled by DFT in the first iteration (see label.reference)."""
-        ref = self.c.labels.energy_reference
-        if idx > 0 or ref.method != "fit" or not ref.calibration:
-            return []
-        from alloop.generate.calibration import calibration_structures
+        from alloop.generate.calibration import iteration_calibration
 
-        return calibration_structures(self.c.elements, self.c.generate, ref.strains, ref.n_alloy, self._rng(idx, _STREAM_CALIBRATION))
+        return iteration_calibration(self.c.elements, self.c.generate, self.c.labels.energy_reference, idx, self.c.seed,
+                                     STREAM_CALIBRATION)
 
     def generate(self, idx: int) -> None:
         t0 = time.time()
@@ -253,20 +248,9 @@ class Controller:
             self.store.log_event(self.cid, idx, "info", "explore", msg, data=ex)
         calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
-        fresh: list[tuple[str, Atoms]] = []
-        rejected: list[NewConfiguration] = []
-        seen: set[str] = set()
-        new = []
-        for atoms in calibration + pool:
-            h = config_hash(atoms)
-            if h not in known and h not in seen:
-                seen.add(h)
-                new.append((h, atoms))
-        for (h, atoms), why in zip(new, physical_or_reason([a for _, a in new], self.c.selection.min_distance)):
-            if why is None:
-                fresh.append((h, atoms))
-            else:
-                rejected.append(_new_config(atoms, h, "failed", why))
+        fresh, unphysical = fresh_candidates(calibration + pool, known, self.c.selection.min_distance)
+        rejected = [_new_config(atoms, h, "failed", why) for h, atoms, why in unphysical]
+        seen = {h for h, _ in fresh} | {h for h, _, _ in unphysical}
         # calibration cells are always labelled; the budget and max volume apply to the candidates
         n_cal = sum(a.info.get("kind") == KIND_CALIBRATION for _, a in fresh)
         chosen = list(range(n_cal)) + [n_cal + i for i in self._select(idx, [a for _, a in fresh[n_cal:]])]

@@ -9,6 +9,7 @@ iteration (`labels.energy_reference`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -53,3 +54,14 @@ def _tag(atoms: Atoms, params: dict) -> Atoms:
     atoms.info["kind"] = KIND
     atoms.info["generator"] = params
     return atoms
+
+
+def iteration_calibration(elements: Sequence[str], settings: GeneratorSettings, reference: Any, iteration: int,
+                          seed: int, stream: int) -> list[Atoms]:
+    """The calibration cells iteration `iteration` adds: the first iteration's, when the energy reference is fitted
+    with calibration (labels.energy_reference); none otherwise. The loop and the `alloop generate` preview both ask."""
+    if iteration > 0 or reference.method != "fit" or not reference.calibration:
+        return []
+    return calibration_structures(elements, settings, reference.strains, reference.n_alloy,
+                                  np.random.default_rng([seed, iteration, stream]))
+
