@@ -134,7 +134,7 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _sweep_data(campaign: Any, store: Any, cid: int, energy_member: str, force_member: str, subsample: int | None) -> Any:
     """The campaign's scored configurations with DFT labels (from the database, or replayed when the DFT
     backend is a replay set) and the label members' predictions."""
-    from alloop.label.reference import EnergyReference, training_reference
+    from alloop.label.reference import EnergyReference, fit_energy_reference
     from alloop.structures import atoms_from_json
     from alloop.train.sweep import SweepData
 
@@ -156,9 +156,9 @@ def _sweep_data(campaign: Any, store: Any, cid: int, energy_member: str, force_m
     stored = store.energy_reference(cid)
     if stored is not None:
         reference = EnergyReference.from_json(stored)
-    else:  # no potential yet: the reference the loop's first fit would take (every configuration here has DFT)
-        reference = training_reference(campaign.labels.energy_reference, energy_member, structures, ["dft"] * len(rows), e_dft,
-                                       e_umlip, u, campaign.uncertainty.u_c, campaign.elements, campaign.labels.dft.backend)
+    else:  # no potential yet: fit the reference the campaign would, on the low-U configurations
+        reference = fit_energy_reference(campaign.labels.energy_reference, energy_member, structures, e_dft, e_umlip, u,
+                                         campaign.uncertainty.u_c, campaign.elements)
     return SweepData(structures, u, e_dft, [r["f_dft"] for r in rows], e_umlip, [r["f_umlip"] for r in rows], reference)
 
 
