@@ -294,6 +294,14 @@ def test_failed_fits_raise_and_leave_no_completion_marker(w_npz, tmp_path, fake_
     assert (tmp_path / "pacemaker.log").is_file()
 
 
+def test_a_warm_fit_whose_line_search_gives_up_at_once_sits_at_its_minimum_and_is_kept(w_npz, tmp_path, fake_pacemaker):
+    # the final fit on the last iteration's data starts at that fit's minimum: BFGS loses precision within a few steps
+    fit_ace(w_frame(w_npz, BULK_54), FitSettings(test_fraction=0), tmp_path / "last", ["W"])
+    fake_pacemaker.setenv("FAKE_MODE", "early")
+    final = fit_ace(w_frame(w_npz, BULK_54), FitSettings(test_fraction=0), tmp_path / "final", ["W"], warm_from=tmp_path / "last")
+    assert final.metrics["warm_start"] is True and (tmp_path / "final" / "fit_done.json").is_file()
+
+
 @pytest.mark.parametrize("kills, fails", [(2, False), (3, True)])
 def test_a_pacemaker_killed_by_a_signal_is_run_again_up_to_three_times(w_npz, tmp_path, fake_pacemaker, kills, fails):
     counter = tmp_path / "kills_left"

@@ -161,7 +161,7 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
                                   r_in=r_in, reference_energy=reference, initial_potential=initial)
             (mdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
             _run_surviving_signals([exe, "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s, f"member {k}: pacemaker")
-            members.append(_checked_potential(mdir, int(config["fit"]["maxiter"])))
+            members.append(_checked_potential(mdir, int(config["fit"]["maxiter"]), warm=initial is not None))
             member_metrics.append(_member_metrics(mdir, int(config["fit"]["maxiter"])))
         active_set = _build_active_set(members[0], workdir, settings.timeout_s)
         metrics = dict(member_metrics[0], n_structures=len(frame), n_train=len(frame) - n_test, n_test=n_test,
@@ -470,8 +470,9 @@ def _tail(path: Path, n: int = 15) -> str:
     return tail_lines("\n".join(lines), n, "    ")
 
 
-def _checked_potential(mdir: Path, maxiter: int) -> Path:
-    """The member's potential, after checking that the fit neither diverged nor left a broken file."""
+def _checked_potential(mdir: Path, maxiter: int, warm: bool = False) -> Path:
+    """The member's potential, after checking that the fit neither diverged nor left a broken file. `warm`: the
+    fit started from an earlier potential, which may already sit at the loss' minimum."""
     log_txt = mdir / "log.txt"
     text = log_txt.read_text(errors="replace") if log_txt.is_file() else ""
     bad = next((line for line in text.splitlines() if _NAN_LOSS_RE.search(line)), None)
@@ -487,8 +488,12 @@ def _checked_potential(mdir: Path, maxiter: int) -> Path:
     if status == _STATUS_NAN:
         raise FitError(f"fit in {mdir} diverged: {_optimizer_message(text)}")
     # A line search that gives up late is BFGS's usual way to end a long fit; giving up within the first
-    # tenth of the budget means the optimisation never got going.
-    if status == _STATUS_GAVE_UP and n_iter < max(1, maxiter // 10):
+    # tenth of the budget means the optimisation never got going, unless it started from a fitted potential
+    # at its minimum (the final fit on the last iteration's data, a warm update that adds little)
+    if status == _STATUS_GAVE_UP and warm:
+        log.info("the warm-started fit in %s stopped after %d of %d iterations at the loss' precision: %s", mdir, n_iter,
+                 maxiter, _optimizer_message(text))
+    elif status == _STATUS_GAVE_UP and n_iter < max(1, maxiter // 10):
         raise FitError(f"fit in {mdir} stopped early after {n_iter} of {maxiter} iterations: {_optimizer_message(text)}")
     return pot
 
