@@ -1,14 +1,53 @@
-"""Shared fixtures. The reference data lives in ../shared beside the clone (never copied in)."""
+"""Shared fixtures. The reference data lives in ../shared beside the clone (never copied in).
+
+Expensive things are started once per session and shared:
+- `slurm_cluster`: the one private SLURM (tests/slurm_cluster.py) of the session, with the partitions every
+  SLURM test needs; `slurm` is the same cluster for one test, with its leftover jobs cancelled afterwards.
+  Every test that uses it is marked `slurm`, and every `slurm` test `slow`: `-m "not slow"` starts no SLURM.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ALLOOP_SHARED", REPO.parent / "shared"))
+
+# The session SLURM's partitions: the first is the default (tests/test_batch.py, tests/test_cluster.py);
+# tests/test_campaign_slurm.py puts its Dask workers in one and its DFT jobs in the other.
+SLURM_PARTITIONS = ("alloop", "workers", "dft")
+SLURM_FIXTURES = ("slurm_cluster", "slurm")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses the session SLURM is a `slurm` test even if it forgot the marker, and every `slurm`
+    test is `slow`, so that the quick loop (`-m "not slow"`) never starts SLURM."""
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SLURM_FIXTURES) and item.get_closest_marker("slurm") is None:
+            item.add_marker(pytest.mark.slurm)
+        if item.get_closest_marker("slurm") is not None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The session's private SLURM on localhost (fails without root or the packages). 4 slots on the
+    2-core machine: a Dask worker job, DFT jobs, and orphaned workers of killed controllers side by side."""
+    from tests.slurm_cluster import local_slurm
+
+    with local_slurm(cpus=4, partitions=SLURM_PARTITIONS) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def slurm(slurm_cluster) -> Iterator:
+    """The session SLURM for one test; the jobs it leaves in the queue are cancelled after it."""
+    yield slurm_cluster
+    slurm_cluster.run("scancel", "--user", "root")
 
 
 @pytest.fixture(scope="session")
