@@ -122,3 +122,44 @@ def stage(db: Path) -> tuple[int, str, int, int] | None:
     except sqlite3.Error:
         return None
     return None if row is None else (row[0], row[1], n_pred, n_done)
+
+
+# ------------------------------------------------------------------- the tiny W campaign on real parts
+# Small enough for CI (2 cores): cells of at most 8 atoms, coarse GPAW, an 8-function ACE.
+# budget ≥ pool size, so selection does not depend on the fit; target_share 0 never converges, so both
+# runs go through exactly max_iterations.
+TINY = """\
+name: tiny-w
+elements: [W]
+seed: 3
+workdir: run
+max_iterations: {max_iterations}
+ensemble: offline-fast
+uncertainty: {{u_c: {u_c}}}
+labels:
+  energy_member: 7net-0
+  force_member: 7net-0
+  dft:
+    backend: gpaw
+    gpaw: {{ecut: 200, kpts: [2, 1, 1], maxiter: 120, energy_tol: 1.0e-4}}
+generate:
+  lattice: bcc
+  max_atoms: 8
+  counts: {{strained_bulk: 2, rattled_bulk: 2, vacancy: 0, interstitial: 0, surface: 0, dimer: 1, compressed: 0}}
+selection: {{budget: 10}}
+train: {{n_functions: 8, maxiter: 15, test_fraction: 0.0, final_maxiter: 0}}
+convergence: {{target_share: 0.0, n_candidates: 4}}
+cluster: {{n_workers: 1}}
+properties: {{teacher: false}}  # the potential's only: the teacher (SevenNet) would take minutes per campaign
+"""
+# γ-driven MD from iteration 1 on: a generate stage that takes a while, and candidates that depend on the fit
+EXPLORE = "explore: {temperature: 1500, steps: 300, sample_interval: 50, max_candidates: 3, stages: []}\n"
+ITERATIONS = 3
+
+
+def tiny_campaign(root: Path, u_c: float = 0.15, max_iterations: int = ITERATIONS, extra: str = "") -> Path:
+    """The tiny W campaign's file in `root` (its workdir: root/run)."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "campaign.yaml"
+    path.write_text(TINY.format(u_c=u_c, max_iterations=max_iterations) + extra)
+    return path

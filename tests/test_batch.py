@@ -1,6 +1,7 @@
-"""DFT calculations as batch jobs (alloop.cluster.batch, alloop.label.batch): on a private SLURM started on
-localhost (tests/slurm_cluster.py; fails without root or the SLURM packages), and PBS/LSF command
-building and output parsing against stand-in qsub/qstat/bsub/bjobs commands that print recorded output."""
+"""DFT calculations as batch jobs (alloop.cluster.batch, alloop.label.batch): on the session's private SLURM on
+localhost (the `slurm` fixture, tests/conftest.py; fails without root or the SLURM packages; these tests are
+marked `slurm`, hence `slow`), and PBS/LSF command building and output parsing against stand-in
+qsub/qstat/bsub/bjobs commands that print recorded output."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +33,8 @@ from alloop.cluster.batch import (
 from alloop.errors import ConfigError, LabelError, StateError
 from alloop.label import GPAWSettings, VaspSettings, compute_label
 from alloop.label.batch import JOB_OUTPUT, collect_job, job_name, job_started, prepare_job
-from tests.slurm_cluster import SlurmCluster, local_slurm
+from tests.slurm_cluster import SlurmCluster
 from tests.test_label_vasp import FIXTURES, first_image
-
-
-@pytest.fixture(scope="session")
-def slurm() -> Iterator[SlurmCluster]:
-    """A private SLURM on localhost for this module's tests (fails without root or the packages)."""
-    with local_slurm() as cluster:
-        yield cluster
 
 
 W_TINY = GPAWSettings(ecut=250, kpts=(1, 1, 1), energy_tol=1e-7, density_tol=1e-5)
@@ -108,6 +101,7 @@ def run_job(dft, atoms: Atoms, wd: Path, batch: BatchSettings, attempt: int = 0)
 
 
 # ------------------------------------------------------------------------------------------ real SLURM
+@pytest.mark.slurm
 def test_gpaw_job_on_slurm_equals_the_in_process_label(slurm: SlurmCluster, tmp_path: Path) -> None:
     batch = BatchSettings(queue=slurm.partition, walltime="00:10:00")
     scheduler = SlurmScheduler()
@@ -127,6 +121,7 @@ def test_gpaw_job_on_slurm_equals_the_in_process_label(slurm: SlurmCluster, tmp_
     assert collect_job(W_TINY, wd).energy == result.energy  # collecting twice reads result.json
 
 
+@pytest.mark.slurm
 def test_vasp_jobs_converge_get_corrected_or_are_quarantined(slurm: SlurmCluster, tmp_path: Path,
                                                              potcars: Path) -> None:
     batch = BatchSettings(queue=slurm.partition, mpi_launcher="env OMP_NUM_THREADS={cpus_per_task}")
@@ -157,6 +152,7 @@ def test_vasp_jobs_converge_get_corrected_or_are_quarantined(slurm: SlurmCluster
     assert not info.value.retryable and info.value.kind == "scf"
 
 
+@pytest.mark.slurm
 def test_a_cancelled_job_is_unfinished_and_runs_again(slurm: SlurmCluster, tmp_path: Path, potcars: Path) -> None:
     batch = BatchSettings(queue=slurm.partition)
     scheduler = SlurmScheduler()
@@ -178,6 +174,7 @@ def test_a_cancelled_job_is_unfinished_and_runs_again(slurm: SlurmCluster, tmp_p
     assert run_job(fast, atoms, wd, batch, attempt=1).energy == pytest.approx(-6.50214658)
 
 
+@pytest.mark.slurm
 def test_find_sees_a_queued_job_by_its_name(slurm: SlurmCluster, tmp_path: Path, potcars: Path) -> None:
     """After a crash between submit and recording the id, the job is found by name, never submitted twice."""
     batch = BatchSettings(queue=slurm.partition, extra_directives=["--hold"])  # stays pending
@@ -196,6 +193,7 @@ def test_find_sees_a_queued_job_by_its_name(slurm: SlurmCluster, tmp_path: Path,
     assert scheduler.states(["999999"]) == {"999999": JobState.unknown}  # forgotten ids: read the outputs
 
 
+@pytest.mark.slurm
 def test_sbatch_errors_carry_the_schedulers_message(slurm: SlurmCluster, tmp_path: Path, monkeypatch) -> None:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\n#SBATCH --partition=nonexistent\ntrue\n")
@@ -206,6 +204,7 @@ def test_sbatch_errors_carry_the_schedulers_message(slurm: SlurmCluster, tmp_pat
         SlurmScheduler().submit(script, tmp_path, "x")
 
 
+@pytest.mark.slurm
 def test_dask_jobqueue_runs_tasks_on_slurm_workers(slurm: SlurmCluster) -> None:
     from alloop.cluster import open_client
     from alloop.config import cluster_settings
@@ -224,6 +223,7 @@ def _sleep_then_report_job(seconds: float) -> str:
     return os.environ["SLURM_JOB_ID"]
 
 
+@pytest.mark.slurm
 @pytest.mark.slow
 def test_a_task_whose_worker_job_is_cancelled_reruns_on_a_new_worker(slurm: SlurmCluster) -> None:
     """adapt() replaces a worker whose job died mid-task, and Dask reruns the task there (~40 s here)."""

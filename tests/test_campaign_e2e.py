@@ -1,8 +1,10 @@
 """A tiny campaign on real parts (SevenNet + CHGNet, GPAW, pacemaker), run through the CLI, and the same
 campaign interrupted and resumed: killed with `kill -9` at several moments, stopped with SIGTERM in every
-stage, and a chaos run of 30 SIGKILLs and SIGTERMs at random instants. The database must end up with the
+stage, and a chaos run of SIGKILLs and SIGTERMs at random instants (10 at CI size; ALLOOP_CHAOS_KILLS=30 is the
+full soak, tests/chaos.py). The database must end up with the
 same configurations and labels as the undisturbed run, no DFT job twice and no finished calculation or fit
-repeated; every SIGTERM must end the controller with exit 0 within 10 s."""
+repeated; every SIGTERM must end the controller with exit 0 within 10 s. The undisturbed runs are the
+session's `tiny_reference` and `exploring_reference` (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,64 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.campaigns import alloop, finished_files, run_to_end, snapshot, stage
+from tests.campaigns import EXPLORE, ITERATIONS, alloop, finished_files, run_to_end, snapshot, stage
+from tests.campaigns import tiny_campaign as _campaign
 from tests.chaos import (ChaosRun, InterruptionLog, Kill, campaign_evidence, chaos_kills, chaos_seeds, draw_plan,
                          evidence_on_failure, last_log_line)
 
 pytestmark = pytest.mark.slow
-
-# Small enough for CI (2 cores): cells of at most 8 atoms, coarse GPAW, an 8-function ACE.
-# budget ≥ pool size, so selection does not depend on the fit; target_share 0 never converges, so both
-# runs go through exactly max_iterations.
-TINY = """\
-name: tiny-w
-elements: [W]
-seed: 3
-workdir: run
-max_iterations: {max_iterations}
-ensemble: offline-fast
-uncertainty: {{u_c: {u_c}}}
-labels:
-  energy_member: 7net-0
-  force_member: 7net-0
-  dft:
-    backend: gpaw
-    gpaw: {{ecut: 200, kpts: [2, 1, 1], maxiter: 120, energy_tol: 1.0e-4}}
-generate:
-  lattice: bcc
-  max_atoms: 8
-  counts: {{strained_bulk: 2, rattled_bulk: 2, vacancy: 0, interstitial: 0, surface: 0, dimer: 1, compressed: 0}}
-selection: {{budget: 10}}
-train: {{n_functions: 8, maxiter: 15, test_fraction: 0.0, final_maxiter: 0}}
-convergence: {{target_share: 0.0, n_candidates: 4}}
-cluster: {{n_workers: 1}}
-properties: {{teacher: false}}  # the potential's only: the teacher (SevenNet) would take minutes per campaign
-"""
-# γ-driven MD from iteration 1 on: a generate stage that takes a while, and candidates that depend on the fit
-EXPLORE = "explore: {temperature: 1500, steps: 300, sample_interval: 50, max_candidates: 3}\n"
-ITERATIONS = 3
-
-
-def _campaign(root: Path, u_c: float = 0.15, max_iterations: int = ITERATIONS, extra: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "campaign.yaml"
-    path.write_text(TINY.format(u_c=u_c, max_iterations=max_iterations) + extra)
-    return path
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, str]:
-    campaign = _campaign(tmp_path_factory.mktemp("reference"))
-    out = run_to_end(campaign)
-    return campaign, out
-
-
-@pytest.fixture(scope="module")
-def exploring_reference(tmp_path_factory) -> Path:
-    campaign = _campaign(tmp_path_factory.mktemp("exploring"), max_iterations=2, extra=EXPLORE)
-    run_to_end(campaign)
-    return campaign
-
 
 def _assert_same_campaign(db: Path, reference_db: Path) -> None:
     got, want = snapshot(db), snapshot(reference_db)
@@ -84,8 +34,8 @@ def _assert_same_campaign(db: Path, reference_db: Path) -> None:
     assert [i for i, _ in got["potentials"]] == [i for i, _ in want["potentials"]]
 
 
-def test_tiny_campaign_runs_end_to_end_and_reports_its_status(reference):
-    campaign, out = reference
+def test_tiny_campaign_runs_end_to_end_and_reports_its_status(tiny_reference):
+    campaign, out = tiny_reference
     assert "max_iterations" in out and "trained potential:" in out
     status = subprocess.run([sys.executable, "-m", "alloop", "status", str(campaign), "--json"],
                             capture_output=True, text=True, check=True)
@@ -114,8 +64,8 @@ KILL_POINTS = [
 ]
 
 
-def test_kill_minus_nine_at_many_moments_loses_nothing_and_repeats_nothing(reference, tmp_path):
-    ref_campaign, _ = reference
+def test_kill_minus_nine_at_many_moments_loses_nothing_and_repeats_nothing(tiny_reference, tmp_path):
+    ref_campaign, _ = tiny_reference
     campaign = _campaign(tmp_path / "killed")
     run = campaign.parent / "run"
     db = run / "alloop.db"
@@ -153,19 +103,26 @@ def test_kill_minus_nine_at_many_moments_loses_nothing_and_repeats_nothing(refer
         _assert_same_campaign(db, ref_campaign.parent / "run" / "alloop.db")
 
 
-def test_the_report_of_the_tiny_campaign(reference):
-    """`alloop report` on a real campaign's database: real GPAW labels, a real fit, real γ."""
+def test_the_report_of_the_tiny_campaign(tiny_reference, tmp_path):
+    """`alloop report` on a real campaign's database: real GPAW labels, a real fit, real γ (written beside the
+    test, not into the shared reference's work directory)."""
     import re
 
-    campaign, _ = reference
-    proc = subprocess.run([sys.executable, "-m", "alloop", "report", str(campaign)], capture_output=True, text=True, timeout=600)
+    campaign, _ = tiny_reference
+    # the controller keeps its own report in the workdir (rebuilt every iteration): this one must not touch it
+    own = campaign.parent / "run" / "report"
+    before = {p.name: p.stat().st_mtime_ns for p in own.iterdir()}
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "alloop", "report", str(campaign), "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    index = campaign.parent / "run" / "report" / "index.html"
+    index = out / "index.html"
     page = index.read_text()
     images = re.findall(r'<img src="([^"]+)"', page)
     assert {"u_histograms.png", "parity_energy.png", "parity_force.png", "gamma.png"} <= set(images)
     assert all((index.parent / name).stat().st_size > 10_000 for name in images)
     assert "not drawn" not in page
+    assert {p.name: p.stat().st_mtime_ns for p in own.iterdir()} == before
 
 
 # A stop in every stage, in the order the campaign reaches them; "wait" lets the stage get under way (DFT
@@ -259,13 +216,13 @@ class FitLock:
         return f"released {self.path}"
 
 
-def test_chaos_of_30_sigkills_and_sigterms_over_three_iterations_changes_nothing(reference, tmp_path):
-    ref_campaign, _ = reference
+def test_chaos_of_sigkills_and_sigterms_over_three_iterations_changes_nothing(tiny_reference, tmp_path):
+    ref_campaign, _ = tiny_reference
     campaign = _campaign(tmp_path / "chaos")
     run = campaign.parent / "run"
     db = run / "alloop.db"
     (seed,) = chaos_seeds(2027)[:1]
-    n = chaos_kills(30)
+    n = chaos_kills(10)  # CI size: 7 SIGTERM, 3 SIGKILL in seed 2027's draw; the full soak is ALLOOP_CHAOS_KILLS=30
     # random instants, not aimed at stages, long enough on average (a controller needs ~5 s to start) for the
     # campaign to move on between them; the last iteration's fit is held once that iteration starts, so the
     # campaign cannot end before the plan is spent

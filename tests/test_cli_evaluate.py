@@ -1,7 +1,7 @@
 """`alloop evaluate POTENTIAL DATA`: energy and force errors of an ACE potential on labelled data.
 
 The potential is the paper's fitted W ACE (shared data), evaluated on a few of the W DFT
-configurations it was trained on; the slow test fits a tiny potential with the real pacemaker first.
+configurations it was trained on; the slow test evaluates the session's tiny real pacemaker fit (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -93,18 +93,10 @@ def test_command_line_exit_code(w_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_a_freshly_fitted_potential(shared_data, w_data, tmp_path, capsys):
-    """Fit a tiny ACE (8 functions, 15 BFGS steps) with the real pacemaker on 2-12-atom W cells (~1 min),
-    then evaluate it on the W configurations above."""
-    import pandas as pd
-
-    from alloop.train import FitSettings, fit_ace
-
-    every = read_labelled(shared_data / "uq_umlip_W" / "W_uq_umlip.npz")
-    train = [every[i] for i in (1, 3, 10, 18, 24, 26, 45, 56, 80, 86, 90, 96)]
-    e = [a.get_potential_energy() for a in train]
-    df = pd.DataFrame({"ase_atoms": train, "energy": e, "energy_corrected": e, "forces": [a.get_forces() for a in train]})
-    fit = fit_ace(df, FitSettings(n_functions=8, maxiter=15, test_fraction=0), tmp_path / "fit", ["W"])
+def test_evaluate_a_freshly_fitted_potential(tiny_ace_fit, w_data, capsys):
+    """A tiny ACE (8 functions, 15 BFGS steps) fitted with the real pacemaker on 2-12-atom W cells (the
+    session's `tiny_ace_fit`, tests/conftest.py), evaluated on the W configurations above."""
+    fit, _, _ = tiny_ace_fit
     assert main(["evaluate", str(fit.potential_yaml), str(w_data), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert np.isfinite(metrics["energy_rmse"]) and 0 < metrics["force_rmse"] < 5

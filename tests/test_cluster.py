@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 
 import pytest
 
 from alloop.cluster import open_pools
 from alloop.config import cluster_settings
-from tests.slurm_cluster import SlurmCluster, local_slurm
+from tests.slurm_cluster import SlurmCluster
 
 
 def _scheduler_of(client) -> str:
@@ -31,12 +30,7 @@ def test_an_ensemble_pool_is_a_separate_set_of_workers() -> None:
         assert main.submit(os.getpid).result() != ensemble.submit(os.getpid).result()
 
 
-@pytest.fixture(scope="module")
-def slurm() -> Iterator[SlurmCluster]:
-    with local_slurm(cpus=4) as cluster:
-        yield cluster
-
-
+@pytest.mark.slurm
 def test_on_slurm_each_pool_is_its_own_batch_job(slurm: SlurmCluster, tmp_path) -> None:
     pool = {"engine": "slurm", "cores": 1, "memory": "1GB", "walltime": "00:05:00", "interface": "lo",
             "minimum_workers": 1, "maximum_workers": 1, "extra_directives": ["--comment=gpu-pool"]}

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
@@ -56,7 +57,10 @@ def test_a_local_cluster_whose_nanny_gave_up_gets_fresh_workers_and_the_wait_end
     monkeypatch.setattr(loop, "_REVIVE_EVERY_S", 1.0)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, Client(cluster) as c:
         futures = [c.submit(time.sleep, 1, pure=False) for _ in range(3)]
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while not any(c.processing().values()):  # the worker has the tasks in hand
+            assert time.monotonic() < deadline, "the worker never took a task"
+            time.sleep(0.05)
         # what a nanny does when its worker dies again while being restarted: it closes for good
         cluster.sync(cluster.workers[0].close)
         t0 = time.monotonic()
@@ -65,16 +69,42 @@ def test_a_local_cluster_whose_nanny_gave_up_gets_fresh_workers_and_the_wait_end
         assert len(c.scheduler_info()["workers"]) == 1
 
 
-@pytest.mark.parametrize("after_s", [0.3, 1.5])
-def test_a_sigterm_in_the_first_instants_of_alloop_run_is_a_stop_not_a_death(tmp_path, after_s):
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux: the SigCgt mask in /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+def _wait_until(proc: subprocess.Popen, reached, what: str, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not reached():
+        assert proc.poll() is None, f"alloop run exited with {proc.returncode} before {what}: {proc.stdout.read()}"
+        assert time.monotonic() < deadline, f"{what}: not reached in {timeout_s:g} s"
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("moment", ["handler installed", "campaign file read"])
+def test_a_sigterm_in_the_first_instants_of_alloop_run_is_a_stop_not_a_death(tmp_path, moment):
+    """SIGTERM at the first instant `alloop run` can take it (its handler is in place, before the command line
+    is built) and once the campaign file is read (the log opened in the workdir, the cluster about to start):
+    a stop with exit 0, whatever the machine's speed (the test waits for those states, it does not sleep)."""
     (tmp_path / "campaign.yaml").write_text("name: w\nelements: [W]\nensemble: offline-fast\nworkdir: run\n")
     proc = subprocess.Popen([sys.executable, "-m", "alloop", "run", str(tmp_path / "campaign.yaml")], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(after_s)  # while the command line is still being built, or the campaign file read
+    if moment == "handler installed":
+        _wait_until(proc, lambda: _catches_sigterm(proc.pid), "the SIGTERM handler")
+    else:
+        _wait_until(proc, (tmp_path / "run" / "alloop.log").exists, "the campaign's log")
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "stopped" in out
+    assert "campaign 'w': stopped" in out, out
+    if moment == "handler installed":  # the request was noted before the campaign was even read
+        assert "stopped on request before the controller started" in out, out
 
 
 def test_alloop_run_in_process_gives_the_signal_handlers_back(tmp_path):

@@ -112,17 +112,24 @@ def test_crashed_process_is_reported_not_returned(tmp_path) -> None:
     assert info.value.kind == "crash"
 
 
-def test_missing_paw_setup_names_the_element_and_the_fix(tmp_path) -> None:
+def test_missing_paw_setup_names_the_element_and_the_fix(tmp_path, monkeypatch) -> None:
+    """A machine where the setups have W but not Mo, simulated (whatever is installed here): the only setup
+    folder holds W.PBE.gz, GPAW_SETUP_PATH is unset and the gpaw-data package is absent."""
+    import sys
+
     from alloop.label.gpaw import setup_search_paths
 
-    paths = setup_search_paths(GPAWSettings())
-    missing = [el for el in ("Po", "At", "Fr", "Tc") if not any((p / f"{el}.PBE.gz").is_file() for p in paths)]
-    if not missing:
-        pytest.skip("every candidate element has a PAW setup here")
-    atoms = Atoms(missing[0], cell=[6, 6, 6], pbc=True)
-    with pytest.raises(MissingFileError, match=f"PAW setup for element {missing[0]}") as info:
-        GPAWBackend().prepare(atoms, tmp_path)
-    assert "gpaw-data" in str(info.value) and "GPAW_SETUP_PATH" in str(info.value)
+    setups = tmp_path / "setups"
+    setups.mkdir()
+    (setups / "W.PBE.gz").write_bytes(b"")
+    monkeypatch.delenv("GPAW_SETUP_PATH", raising=False)
+    monkeypatch.setitem(sys.modules, "gpaw_data", None)  # `import gpaw_data` fails as if not installed
+    settings = GPAWSettings(setups_path=setups)
+    assert setup_search_paths(settings) == [setups]
+    atoms = Atoms("WMo", positions=[[0, 0, 0], [0, 0, 2.3]], cell=[6, 6, 6], pbc=True)
+    with pytest.raises(MissingFileError, match="PAW setup for element Mo") as info:
+        GPAWBackend(settings).prepare(atoms, tmp_path / "wd")
+    assert "gpaw-data" in str(info.value) and "GPAW_SETUP_PATH" in str(info.value) and str(setups) in str(info.value)
 
 
 def test_clusters_must_come_in_a_periodic_box(tmp_path) -> None:

@@ -145,15 +145,78 @@ def test_the_learning_curve_on_the_external_test_set_in_status_and_report(campai
     assert "force RMSE paper-W-general" in page and "left out (above the fit" in page
 
 
+SCREEN_W, SCREEN_H = 1280, 4000
+
+
+def _layout(page: Path, tmp_path: Path) -> dict:
+    """Where the browser lays out the page's images, tables and heading in a SCREEN_W x SCREEN_H window (CSS
+    pixels, device pixel ratio 1 as in the screenshot): read back from its DOM after load."""
+    probe = page.with_name("_layout_check.html")
+    # the content box (inside border and padding): where an image's pixels are drawn
+    script = ("<script>window.addEventListener('load', () => { const box = e => { const r = e.getBoundingClientRect(), "
+              "s = getComputedStyle(e), px = k => parseFloat(s[k]) || 0; "
+              "const x = r.left + px('borderLeftWidth') + px('paddingLeft'), y = r.top + px('borderTopWidth') + px('paddingTop'); "
+              "return {src: e.getAttribute('src'), x: Math.round(x), y: Math.round(y), "
+              "w: Math.round(r.right - px('borderRightWidth') - px('paddingRight') - x), "
+              "h: Math.round(r.bottom - px('borderBottomWidth') - px('paddingBottom') - y)}; }; "
+              "document.body.setAttribute('data-layout', JSON.stringify({"
+              "images: [...document.images].map(box), tables: [...document.querySelectorAll('table')].map(box), "
+              "h1: box(document.querySelector('h1'))})); });</script>")
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
+    try:
+        proc = subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'layout-profile'}", f"--window-size={SCREEN_W},{SCREEN_H}",
+             "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        probe.unlink()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(_Page(proc.stdout).body["data-layout"])
+
+
 def test_a_screenshot_of_the_page(report, tmp_path):
+    """What the browser shows: at every place where the page lays out a figure the screenshot holds that
+    figure (its PNG scaled to the box), and the heading and tables show text, not blank boxes."""
+    from PIL import Image
+
     shot = tmp_path / "report.png"
     proc = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,4000",
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={SCREEN_W},{SCREEN_H}",
          "--virtual-time-budget=10000", f"--screenshot={shot}", report.as_uri()],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 100_000
+    with Image.open(shot) as img:
+        screen = np.asarray(img.convert("RGB"), dtype=np.float64)
+    assert screen.shape == (SCREEN_H, SCREEN_W, 3)
+    layout = _layout(report, tmp_path)
+
+    def inside(box: dict) -> bool:
+        return box["w"] > 0 and box["h"] > 0 and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["w"] <= SCREEN_W and box["y"] + box["h"] <= SCREEN_H
+
+    def crop(box: dict) -> np.ndarray:
+        return screen[box["y"]:box["y"] + box["h"], box["x"]:box["x"] + box["w"]]
+
+    shown = [box for box in layout["images"] if inside(box)]
+    assert len(shown) >= 3, layout["images"]  # the first screen holds the ledger bars and the U figures at least
+    figures = sorted({box["src"] for box in layout["images"]})
+
+    def scaled(src: str, box: dict) -> np.ndarray:
+        with Image.open(report.parent / src) as img:
+            return np.asarray(img.convert("RGB").resize((box["w"], box["h"]), Image.LANCZOS), dtype=np.float64)
+
+    for box in shown:
+        got = crop(box)
+        diff = {src: np.abs(got - scaled(src, box)).mean() for src in figures}
+        # the figure there is this one (mean difference of a few levels of 255 from scaling), and no other
+        assert diff[box["src"]] < 8 and min(diff, key=diff.get) == box["src"], (box, diff)
+        assert (got < 200).any(axis=2).mean() > 0.01  # and the figure is not a blank box
+    assert inside(layout["h1"]) and (crop(layout["h1"]) < 128).any(axis=2).mean() > 0.02  # dark heading text
+    tables = [box for box in layout["tables"] if inside(box)]
+    assert len(tables) >= 3
+    for box in tables:
+        assert (crop(box) < 128).any(axis=2).mean() > 0.02, f"table at {box} shows no text"
 
 
 def test_force_error_is_the_force_members_against_dft(campaign_db, shared_data):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import time
 
 import numpy as np
 import pytest
@@ -161,7 +163,15 @@ def test_only_one_controller_drives_a_campaign(tmp_path):
         pass
 
 
+def _lock_holder(s) -> tuple:
+    from sqlalchemy import text
+
+    with s.engine.connect() as c:
+        return tuple(c.execute(text("SELECT host, pid, token FROM controller_lock")).one())
+
+
 def test_a_dead_controllers_lock_is_taken_over(tmp_path):
+    import socket
     import subprocess
     import sys
 
@@ -175,6 +185,7 @@ def test_a_dead_controllers_lock_is_taken_over(tmp_path):
     lock = ControllerLock(s, cid)
     lock.acquire()
     lock._stop.set()
+    lock._thread.join(timeout=5)
     with s.engine.begin() as c:  # as if the holder had been kill -9'ed
         c.execute(text("UPDATE controller_lock SET pid=:p"), {"p": int(dead.stdout)})
     ControllerLock(s, cid).acquire()
@@ -232,3 +243,44 @@ def test_migration_splitter_keeps_semicolons_and_dashes_inside_literals(tmp_path
     rows = con.execute('SELECT body, "odd;name" FROM note ORDER BY id').fetchall()
     con.close()
     assert rows == [("x; y", None), ("--dashes--", "it's; quoted"), (":colon;t", None)]  # the trigger fires on the last only
+
+
+    assert _lock_holder(s) == (socket.gethostname(), int(dead.stdout), lock.token)
+    heir = ControllerLock(s, cid)
+    heir.acquire()
+    try:
+        # the heir holds the lock: its host, pid and token, not the dead one's
+        assert _lock_holder(s) == (heir.host, os.getpid(), heir.token) and heir.token != lock.token
+        # the dead holder's late release (same token it had) does not free the heir's lock
+        lock.release()
+        assert _lock_holder(s) == (heir.host, os.getpid(), heir.token)
+        # and the heir, alive, is not taken over in turn
+        with pytest.raises(StateError, match=f"already driven by a controller on {heir.host} \\(pid {os.getpid()},"):
+            ControllerLock(s, cid).acquire()
+    finally:
+        heir.release()
+    with s.engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM controller_lock")).scalar() == 0
+
+
+def test_a_lock_on_another_host_is_taken_over_only_after_its_heartbeat_is_stale(tmp_path):
+    from sqlalchemy import text
+
+    from alloop.state.lock import ControllerLock
+
+    s = Store.open(tmp_path / "c.db")
+    cid = s.open_campaign("w", "{}")
+    with s.engine.begin() as c:  # a live controller elsewhere: its pid cannot be checked from here
+        c.execute(text("INSERT INTO controller_lock (campaign_id, host, pid, token, acquired_at, heartbeat) "
+                       "VALUES (:c, 'node-17', 1, 'remote', :t, :t)"), {"c": cid, "t": time.time() - 10})
+    with pytest.raises(StateError, match="already driven by a controller on node-17 \\(pid 1,"):
+        ControllerLock(s, cid, ttl=120).acquire()
+    assert _lock_holder(s) == ("node-17", 1, "remote")
+    with s.engine.begin() as c:  # its node was lost: no heartbeat for longer than the time-to-live
+        c.execute(text("UPDATE controller_lock SET heartbeat=:t"), {"t": time.time() - 121})
+    heir = ControllerLock(s, cid, ttl=120)
+    heir.acquire()
+    try:
+        assert _lock_holder(s) == (heir.host, os.getpid(), heir.token)
+    finally:
+        heir.release()

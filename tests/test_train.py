@@ -410,12 +410,10 @@ def test_committee_spread_is_zero_for_identical_members(paper_ace, shared_data):
 
 # ---------------------------------------------------------------------------------------------- real pacemaker
 @pytest.fixture(scope="module")
-def real_fit(tmp_path_factory, shared_data):
-    npz = np.load(shared_data / "uq_umlip_W" / "W_uq_umlip.npz")
-    frame = w_frame(npz, SMALL)
-    settings = FitSettings(n_functions=8, maxiter=15, test_fraction=0)
-    workdir = tmp_path_factory.mktemp("real_fit")
-    return fit_ace(frame, settings, workdir, ["W"]), frame, settings, npz
+def real_fit(tiny_ace_fit, shared_data):
+    """The session's tiny real fit (tests/conftest.py) on the SMALL cells."""
+    result, frame, settings = tiny_ace_fit
+    return result, frame, settings, np.load(shared_data / "uq_umlip_W" / "W_uq_umlip.npz")
 
 
 @pytest.mark.slow
