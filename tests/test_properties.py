@@ -129,6 +129,20 @@ def test_a_hole_at_strong_compression_is_a_warning_beside_the_crystals_own_minim
     assert "a hole at strong compression" in " ".join(format_table(result).split())
 
 
+def test_the_cohesive_energy_of_a_potential_fitted_without_its_isolated_atoms(paper_ace, tmp_path):
+    # pacemaker keeps the reference energies it took off in the metadata: on the calculator's scale a free atom is 0
+    text = paper_ace.read_text().replace("metadata:\n", 'metadata:\n  reference_energy: "{\\"W\\": -4.295}"\n', 1)
+    fitted = tmp_path / "with_reference.yaml"
+    fitted.write_text(text)
+    s = PropertySettings(properties=["lattice"])
+    e_coh = compute_properties(load_model(potential=fitted), ["W"], s).element("W").values["cohesive_energy"]
+    # the paper's ACE holds VASP's absolute energies, so with the metadata written in, the rule gives -E_bulk (VASP's
+    # -12.96 eV/atom for bcc W); a potential that really was fitted without the reference gives its binding energy
+    assert e_coh.value == pytest.approx(12.96, abs=0.05)
+    plain = compute_properties(load_model(potential=paper_ace), ["W"], s).element("W").values["cohesive_energy"]
+    assert plain.value is None and "no isolated-atom reference" in plain.reason  # absolute energies: unknown
+
+
 def test_fcc_copper_with_emt():
     s = PropertySettings(properties=["elastic", "vacancy", "interstitials", "gsfe"], defect_cells=2)
     cu = _values(compute_properties(CalculatorPotential(EMT(), "EMT"), ["Cu"], s), "Cu")

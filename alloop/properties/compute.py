@@ -80,7 +80,10 @@ def _element(model: PropertyModel, el: str, groups: list[str], settings: Propert
         say(f"{el}: the E–V curve falls {lat.hole['hole_depth_eV_per_atom']:.3g} eV/atom below the crystal's minimum "
             f"at a = {lat.hole['hole_at_a']:.3f} Å: the potential has a hole there")
     props.values["bulk_modulus"] = Value.of(lat.bulk_modulus)
-    props.values["cohesive_energy"] = _guarded(lambda: Value.of(bulk.cohesive_energy(lat, settings.atom_energies.get(el), el)))
+    atom = settings.atom_energies.get(el)
+    if atom is None and hasattr(model, "atom_energy"):
+        atom = model.atom_energy(el)
+    props.values["cohesive_energy"] = _guarded(lambda: Value.of(bulk.cohesive_energy(lat, atom, el)))
     say(f"{el}: a0 = {lat.a0:.4f} Å, B = {lat.bulk_modulus:.0f} GPa ({time.perf_counter() - t:.1f} s)")
     for group in groups[1:]:
         if group == "mixing":

@@ -43,7 +43,14 @@ class AcePotential:
         self.path = model.potential
         self.name = str(path)
         self.elements = tuple(model.elements)
+        # fitted without per-element reference energies (pacemaker's reference_energy), the potential's energies are
+        # binding energies: on its calculator's scale a free atom has energy 0 (no neighbours, no ACE energy)
+        self._atom_energies = {el: 0.0 for el in model.reference_energy}
         self._calc: Calculator | None = None
+
+    def atom_energy(self, element: str) -> float | None:
+        """A free atom's energy on this potential's scale, where it is known (a fit with reference energies)."""
+        return self._atom_energies.get(element)
 
     def calculator(self) -> Calculator:
         if self._calc is None:
@@ -90,6 +97,14 @@ class MemberPotential:
 
     def calculator(self) -> Calculator:
         return _MemberCalculator(self)
+
+    def atom_energy(self, element: str) -> float | None:
+        """The member's own free atom (alone in a 20 Å box, as the loop's reference energies are computed)."""
+        atom = Atoms(element, positions=[(10.0, 10.0, 10.0)], cell=[20.0, 20.0, 20.0], pbc=True)
+        try:
+            return float(self.energies([atom])[0])
+        except NotComputable:
+            return None
 
 
 class _MemberCalculator(Calculator):
