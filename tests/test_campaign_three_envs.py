@@ -36,7 +36,7 @@ seed: 5
 workdir: run
 max_iterations: 1
 ensemble: mixed.yaml
-uncertainty: {u_c: 1.0e+6}
+uncertainty: {u_c: 1.0e+6, dft_kinds: []}  # every label from the uMLIP: no DFT in this test
 labels:
   energy_member: 7net-0
   force_member: 7net-0

@@ -188,63 +188,6 @@ def test_a_dead_controllers_lock_is_taken_over(tmp_path):
     lock._thread.join(timeout=5)
     with s.engine.begin() as c:  # as if the holder had been kill -9'ed
         c.execute(text("UPDATE controller_lock SET pid=:p"), {"p": int(dead.stdout)})
-    ControllerLock(s, cid).acquire()
-
-
-def test_the_final_potential_ends_the_campaign_in_the_same_transaction(store):
-    cid = store.open_campaign("w", "{}")
-    store.start_iteration(cid, 0)
-    store.save_potential(cid, 0, "/fits/iter_000/fit/p.yaml", "/fits/iter_000/fit/p.asi", 5, {}, {})
-    # the last γ evaluation decides the ending, but the campaign runs on until its final fit is stored
-    store.save_gamma_eval(cid, 0, np.array([1.0, 2.0]), 1.1, {}, next_stage="final", outcome=("max_iterations", "stopped"))
-    assert store.current_iteration(cid) == (0, "final")
-    assert store.campaign("w")["status"] == "running"
-    pending = store.final_potential(cid)
-    assert pending["path"] is None and pending["outcome"] == "max_iterations"
-    store.finish_final(cid, 0, "/final/fit/p.yaml", "/final/fit/p.asi", 5, {"warm_start": True}, "stopped; final potential: /final/fit/p.yaml")
-    assert store.current_iteration(cid) == (0, "done")
-    camp = store.campaign("w")
-    assert camp["status"] == "max_iterations" and camp["message"].endswith("final potential: /final/fit/p.yaml")
-    assert store.final_potential(cid)["metrics"] == {"warm_start": True}
-    # a raised iteration limit undoes the ending, and with it the final potential of that ending
-    store.reopen_campaign(cid, "max_iterations raised")
-    assert store.final_potential(cid) is None and store.campaign("w")["status"] == "running"
-def test_migration_splitter_keeps_semicolons_and_dashes_inside_literals(tmp_path, monkeypatch):
-    """db._split_sql cuts where SQLite sees a complete statement: ';' and '--' in a string literal, a quoted
-    name or a trigger body stay in their statement; comments between statements are dropped."""
-    import shutil
-    import sqlite3
-
-    from alloop.state import db
-
-    script = (
-        "-- a leading comment; with a semicolon\n"
-        "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT 'a;b -- not a comment', \"odd;name\" TEXT);\n"
-        "INSERT INTO note (body) VALUES ('x; y'); -- trailing comment; still a comment\n"
-        "INSERT INTO note (body, \"odd;name\") VALUES ('--dashes--', 'it''s; quoted');\n"
-        "CREATE TRIGGER note_t AFTER INSERT ON note BEGIN UPDATE note SET body = body || ';t' WHERE id = NEW.id; END;\n"
-        "INSERT INTO note (body) VALUES (':colon')\n"
-    )
-    pieces = db._split_sql(script)
-    assert len(pieces) == 5
-    assert pieces[0].endswith("\"odd;name\" TEXT);") and "'a;b -- not a comment'" in pieces[0]
-    assert pieces[3].startswith("CREATE TRIGGER") and pieces[3].endswith("END;")
-    assert db._split_sql("-- only a comment;\n\n") == []
-
-    # applied as a migration after the shipped ones, the literals land whole
-    mdir = tmp_path / "db"
-    shutil.copytree(db.migrations_dir(), mdir)
-    (mdir / "0099_literals.sql").write_text(script)
-    monkeypatch.setattr(db, "migrations_dir", lambda: mdir)
-    s = Store.open(tmp_path / "c.db")
-    assert s.schema_version == 99
-    s.close()
-    con = sqlite3.connect(tmp_path / "c.db")
-    rows = con.execute('SELECT body, "odd;name" FROM note ORDER BY id').fetchall()
-    con.close()
-    assert rows == [("x; y", None), ("--dashes--", "it's; quoted"), (":colon;t", None)]  # the trigger fires on the last only
-
-
     assert _lock_holder(s) == (socket.gethostname(), int(dead.stdout), lock.token)
     heir = ControllerLock(s, cid)
     heir.acquire()
@@ -284,3 +227,59 @@ def test_a_lock_on_another_host_is_taken_over_only_after_its_heartbeat_is_stale(
         assert _lock_holder(s) == (heir.host, os.getpid(), heir.token)
     finally:
         heir.release()
+
+
+def test_the_final_potential_ends_the_campaign_in_the_same_transaction(store):
+    cid = store.open_campaign("w", "{}")
+    store.start_iteration(cid, 0)
+    store.save_potential(cid, 0, "/fits/iter_000/fit/p.yaml", "/fits/iter_000/fit/p.asi", 5, {}, {})
+    # the last γ evaluation decides the ending, but the campaign runs on until its final fit is stored
+    store.save_gamma_eval(cid, 0, np.array([1.0, 2.0]), 1.1, {}, next_stage="final", outcome=("max_iterations", "stopped"))
+    assert store.current_iteration(cid) == (0, "final")
+    assert store.campaign("w")["status"] == "running"
+    pending = store.final_potential(cid)
+    assert pending["path"] is None and pending["outcome"] == "max_iterations"
+    store.finish_final(cid, 0, "/final/fit/p.yaml", "/final/fit/p.asi", 5, {"warm_start": True}, "stopped; final potential: /final/fit/p.yaml")
+    assert store.current_iteration(cid) == (0, "done")
+    camp = store.campaign("w")
+    assert camp["status"] == "max_iterations" and camp["message"].endswith("final potential: /final/fit/p.yaml")
+    assert store.final_potential(cid)["metrics"] == {"warm_start": True}
+    # a raised iteration limit undoes the ending, and with it the final potential of that ending
+    store.reopen_campaign(cid, "max_iterations raised")
+    assert store.final_potential(cid) is None and store.campaign("w")["status"] == "running"
+
+
+def test_migration_splitter_keeps_semicolons_and_dashes_inside_literals(tmp_path, monkeypatch):
+    """db._split_sql cuts where SQLite sees a complete statement: ';' and '--' in a string literal, a quoted
+    name or a trigger body stay in their statement; comments between statements are dropped."""
+    import shutil
+    import sqlite3
+
+    from alloop.state import db
+
+    script = (
+        "-- a leading comment; with a semicolon\n"
+        "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT NOT NULL DEFAULT 'a;b -- not a comment', \"odd;name\" TEXT);\n"
+        "INSERT INTO note (body) VALUES ('x; y'); -- trailing comment; still a comment\n"
+        "INSERT INTO note (body, \"odd;name\") VALUES ('--dashes--', 'it''s; quoted');\n"
+        "CREATE TRIGGER note_t AFTER INSERT ON note BEGIN UPDATE note SET body = body || ';t' WHERE id = NEW.id; END;\n"
+        "INSERT INTO note (body) VALUES (':colon')\n"
+    )
+    pieces = db._split_sql(script)
+    assert len(pieces) == 5
+    assert pieces[0].endswith("\"odd;name\" TEXT);") and "'a;b -- not a comment'" in pieces[0]
+    assert pieces[3].startswith("CREATE TRIGGER") and pieces[3].endswith("END;")
+    assert db._split_sql("-- only a comment;\n\n") == []
+
+    # applied as a migration after the shipped ones, the literals land whole
+    mdir = tmp_path / "db"
+    shutil.copytree(db.migrations_dir(), mdir)
+    (mdir / "0099_literals.sql").write_text(script)
+    monkeypatch.setattr(db, "migrations_dir", lambda: mdir)
+    s = Store.open(tmp_path / "c.db")
+    assert s.schema_version == 99
+    s.close()
+    con = sqlite3.connect(tmp_path / "c.db")
+    rows = con.execute('SELECT body, "odd;name" FROM note ORDER BY id').fetchall()
+    con.close()
+    assert rows == [("x; y", None), ("--dashes--", "it's; quoted"), (":colon;t", None)]  # the trigger fires on the last only
