@@ -274,11 +274,8 @@ class Controller:
             return chosen, []
         fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(chosen[k][1]) for k in which],
                                           s, self.c.selection.min_distance, pure=False, key=f"relax-{time.time_ns()}")
-        try:
-            results = _only_result([fut], self._stop, "motif relaxation", self._deaths)
-        except StopRequested:
-            raise
-        except Exception as exc:
+        results, exc = _optional_result(fut, self._stop, "motif relaxation", self._deaths)
+        if exc is not None:
             log.warning("the %d selected defect motifs stay unrelaxed: %s cannot relax them (%s: %s)", len(which), self.energy_member,
                         type(exc).__name__, exc)
             return chosen, []
@@ -616,11 +613,8 @@ class Controller:
         """The new potential on each external test set (train.test_sets); a set that cannot be scored is logged
         and recorded with its reason, never the campaign's failure."""
         fut = self.client.submit(tasks.test_sets_task, potential, list(self.c.train.test_sets), pure=False, key=f"test-sets-{idx}-{time.time_ns()}")
-        try:
-            scores: dict[str, Any] = _only_result([fut], self._stop, "test-set scoring", self._deaths)
-        except StopRequested:
-            raise
-        except Exception as exc:
+        scores, exc = _optional_result(fut, self._stop, "test-set scoring", self._deaths)
+        if exc is not None:
             log.warning("iteration %d: the test sets were not scored (%s: %s)", idx, type(exc).__name__, exc)
             return {"error": str(exc)}
         for name, m in scores.items():
@@ -645,11 +639,8 @@ class Controller:
     def _ask_isolated_energies(self, idx: int) -> dict[str, float] | None:
         fut = self.ensemble_client.submit(tasks.isolated_atoms_task, self.ensemble.member(self.energy_member), list(self.c.elements),
                                           pure=False, key=f"isolated-{idx}-{time.time_ns()}")
-        try:
-            energies = _only_result([fut], self._stop, "isolated-atom energies", self._deaths)
-        except StopRequested:
-            raise
-        except Exception as exc:
+        energies, exc = _optional_result(fut, self._stop, "isolated-atom energies", self._deaths)
+        if exc is not None:
             log.info("iteration %d: %s gives no isolated-atom energies (%s); the fit uses absolute energies", idx, self.energy_member, exc)
             return None
         log.info("iteration %d: reference energies of the fit, %s's isolated atoms: %s eV", idx, self.energy_member,
@@ -672,11 +663,8 @@ class Controller:
             if self.store.property_result(self.cid, subject, name, fp) is not None:
                 continue
             fut = client.submit(tasks.properties_task, target, list(self.c.elements), s, pure=False, key=f"properties-{subject}-{idx}-{time.time_ns()}")
-            try:
-                result = _only_result([fut], self._stop, f"properties of the {subject}", self._deaths)
-            except StopRequested:
-                raise
-            except Exception as exc:
+            result, exc = _optional_result(fut, self._stop, f"properties of the {subject}", self._deaths)
+            if exc is not None:
                 log.warning("iteration %d: properties of the %s %s not computed (%s: %s)", idx, subject, name, type(exc).__name__, exc)
                 continue
             self.store.save_property_result(self.cid, subject, it, name, fp, result)
@@ -815,3 +803,14 @@ def _only_result(futures: list[Any], stop: threading.Event, what: str, deaths: W
                               "memory limits or crashes)")
         return res
     raise StopRequested
+
+
+def _optional_result(fut: Any, stop: threading.Event, what: str, deaths: WorkerDeaths | None = None) -> tuple[Any, Exception | None]:
+    """(result, None) of a task the campaign can go on without, or (None, the exception) where it failed, for the
+    caller to log; a stop request still ends the wait (StopRequested)."""
+    try:
+        return _only_result([fut], stop, what, deaths), None
+    except StopRequested:
+        raise
+    except Exception as exc:  # whatever the task raised (or its worker dying): the campaign goes on without it
+        return None, exc
