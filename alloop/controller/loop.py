@@ -248,13 +248,13 @@ class Controller:
             self.store.log_event(self.cid, idx, "info", "explore", msg, data=ex)
         calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
-        fresh, unphysical = fresh_candidates(calibration + pool, known, self.c.selection.min_distance)
-        rejected = [_new_config(atoms, h, "failed", why) for h, atoms, why in unphysical]
-        seen = {h for h, _ in fresh} | {h for h, _, _ in unphysical}
+        new = fresh_candidates(calibration + pool, known, self.c.selection.min_distance)
+        fresh = new.physical
+        rejected = [_new_config(atoms, h, "failed", why) for h, atoms, why in new.rejected]
         # calibration cells are always labelled; the budget and max volume apply to the candidates
         n_cal = sum(a.info.get("kind") == KIND_CALIBRATION for _, a in fresh)
         chosen = list(range(n_cal)) + [n_cal + i for i in self._select(idx, [a for _, a in fresh[n_cal:]])]
-        picked, failed = self._relaxed([fresh[i] for i in chosen], known | seen)
+        picked, failed = self._relaxed([fresh[i] for i in chosen], known | new.hashes)
         selected = [_new_config(a, h) for h, a in picked]
         rejected += failed
         n = self.store.commit_selection(self.cid, idx, selected + rejected)
