@@ -56,10 +56,10 @@ def run(args: argparse.Namespace) -> int:
              + (f" (MaxVol decoration against {basis})" if c.generate.genome is not None else ""))
         # the controller's own pool function and random stream, without the MD exploration
         pool = candidate_pool(c.elements, c.generate, c.explore, None if pot is None else (pot["path"], pot["active_set"]),
-                              c.seed, idx, STREAM_POOL, sources=True, fit=c.train, explore=False)
+                              c.seed, idx, STREAM_POOL, sources=True, fit=c.train, explore=False).candidates
         # what the loop's generate stage keeps of them: its calibration cells, nothing the campaign holds, nothing unphysical
         calibration = iteration_calibration(c.elements, c.generate, c.labels.energy_reference, idx, c.seed, STREAM_CALIBRATION)
-        new = fresh_candidates(calibration + list(pool), known, c.selection.min_distance)
+        new = fresh_candidates(calibration + pool, known, c.selection.min_distance)
         frames = [a for _, a in new.physical]
     except AlloopError as exc:
         _say(f"error: {exc}")

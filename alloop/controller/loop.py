@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
 from alloop.errors import AlloopError, CampaignChangedError
 from alloop.explore.convergence import judge
+from alloop.explore.pool import CandidatePool
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
@@ -215,7 +216,7 @@ class Controller:
         return None if pot is None else pot["path"]
 
     # ------------------------------------------------------------------ generate + select
-    def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> list[Atoms]:
+    def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> CandidatePool:
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
         potential = None if pot is None else (pot["path"], pot["active_set"])
         fut = self.client.submit(tasks.pool_task, list(self.c.elements), self.c.generate, self.c.explore, potential, self.c.seed,
@@ -240,15 +241,15 @@ class Controller:
     def generate(self, idx: int) -> None:
         t0 = time.time()
         pool = self._candidate_pool(idx, STREAM_POOL, sources=True)
-        ex = getattr(pool, "exploration", None)
-        if ex:
-            msg = (f"exploration at {ex['temperature']:g} K: {ex['window']} MD frames in the trust window, {ex['above']} above it "
-                   f"(counted, not labelled), {ex['halted']} of {ex['trajectories']} trajectories stopped at γ_halt")
+        ex = pool.exploration
+        if ex is not None:
+            msg = (f"exploration at {ex.temperature:g} K: {ex.window} MD frames in the trust window, {ex.above} above it "
+                   f"(counted, not labelled), {ex.halted} of {ex.trajectories} trajectories stopped at γ_halt")
             log.info("iteration %d: %s", idx, msg)
-            self.store.log_event(self.cid, idx, "info", "explore", msg, data=ex)
+            self.store.log_event(self.cid, idx, "info", "explore", msg, data=asdict(ex))
         calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
-        new = fresh_candidates(calibration + pool, known, self.c.selection.min_distance)
+        new = fresh_candidates(calibration + pool.candidates, known, self.c.selection.min_distance)
         fresh = new.physical
         rejected = [_new_config(atoms, h, "failed", why) for h, atoms, why in new.rejected]
         # calibration cells are always labelled; the budget and max volume apply to the candidates
@@ -260,7 +261,7 @@ class Controller:
         n = self.store.commit_selection(self.cid, idx, selected + rejected)
         log.info(
             "iteration %d: %d candidates, %d selected%s, %d rejected as unphysical (%.1f s)",
-            idx, len(pool), n - len(rejected) - n_cal, f" (+{n_cal} energy-reference calibration cells)" if n_cal else "",
+            idx, len(pool.candidates), n - len(rejected) - n_cal, f" (+{n_cal} energy-reference calibration cells)" if n_cal else "",
             len(rejected), time.time() - t0,
         )
 
@@ -701,7 +702,7 @@ class Controller:
         pot = self.store.latest_potential(self.cid)
         assert pot is not None
         conv = self.c.convergence
-        pool = self._candidate_pool(idx, _STREAM_EVAL, n_max=conv.n_candidates)
+        pool = self._candidate_pool(idx, _STREAM_EVAL, n_max=conv.n_candidates).candidates
         ok = [a for a, why in zip(pool, physical_or_reason(pool, self.c.selection.min_distance)) if why is None]
         gmax = np.zeros(0)
         if ok:
