@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -33,10 +34,19 @@ def config_hash(atoms: Atoms) -> str:
 OVERLAP_DISTANCE = 0.5
 
 
-def fresh_candidates(structures: Sequence[Atoms], known: set[str] | frozenset[str], min_distance: float
-                     ) -> tuple[list[tuple[str, Atoms]], list[tuple[str, Atoms, str]]]:
+@dataclass(frozen=True)
+class FreshCandidates:
+    """An iteration's new candidates: the physical ones (hash, atoms), the rejected ones (hash, atoms, reason),
+    and the hashes of both (what nothing else this iteration makes, a relaxed motif say, may take again)."""
+
+    physical: list[tuple[str, Atoms]]
+    rejected: list[tuple[str, Atoms, str]]
+    hashes: frozenset[str]
+
+
+def fresh_candidates(structures: Sequence[Atoms], known: set[str] | frozenset[str], min_distance: float) -> FreshCandidates:
     """An iteration's new candidates: each structure once, none the campaign already holds (`known` hashes),
-    split into the physical ones (hash, atoms) and the rejected ones (hash, atoms, reason)."""
+    split into the physical ones and the rejected ones."""
     seen: set[str] = set()
     new = []
     for atoms in structures:
@@ -50,7 +60,7 @@ def fresh_candidates(structures: Sequence[Atoms], known: set[str] | frozenset[st
             fresh.append((h, atoms))
         else:
             rejected.append((h, atoms, why))
-    return fresh, rejected
+    return FreshCandidates(fresh, rejected, frozenset(seen))
 
 
 def physical_or_reason(structures: Sequence[Atoms], min_distance: float) -> list[str | None]:

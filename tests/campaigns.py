@@ -25,6 +25,18 @@ ensemble:
     - {{name: eqV2-31M-OAM, kind: replay, checkpoint: {npz}, model: 2-eqV2-31, in_u: false}}
 """
 
+# The paper's routing on the W set with replayed DFT (`{dft}`: the replay data file): U_c = 0.3 eV/Å, labels on
+# their own scale (no energy reference) and no generated motifs, so every candidate comes from the `sources:`
+# the campaign goes on to list under `generate:`. A campaign-file fragment for str.format.
+REPLAYED_W_ROUTING = """\
+uncertainty: {{u_c: 0.3}}
+labels:
+  energy_reference: {{method: none}}
+  dft: {{backend: replay, replay: {{sources: [{dft}]}}}}
+generate:
+  counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
+"""
+
 
 def generated_and_scored(campaign_file: Path) -> tuple[object, object, int]:
     """(campaign, open Store, campaign id) after the first iteration's generate and score stages, run by the

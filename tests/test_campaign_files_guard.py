@@ -12,18 +12,14 @@ import pytest
 import yaml
 
 from alloop.errors import CampaignChangedError
+from tests.campaigns import REPLAYED_W_ROUTING
 
 CAMPAIGN = """\
 name: w-files
 elements: [W]
 workdir: run
 ensemble: {ensemble}
-uncertainty: {{u_c: 0.3}}
-labels:
-  energy_reference: {{method: none}}
-  dft: {{backend: replay, replay: {{sources: [{dft}]}}}}
-generate:
-  counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
+""" + REPLAYED_W_ROUTING + """\
   sources:
     - {{path: {npz}, indices: "0-9"}}
 cluster: {{n_workers: 1}}

@@ -10,19 +10,13 @@ import shutil
 import sqlite3
 from types import SimpleNamespace
 
-from tests.campaigns import REPLAYED_PAPER_MEMBERS
+from tests.campaigns import REPLAYED_PAPER_MEMBERS, REPLAYED_W_ROUTING
 
 CAMPAIGN = """\
 name: w-broken-member
 elements: [W]
 workdir: run
-""" + REPLAYED_PAPER_MEMBERS.replace("checkpoint: {npz}, model: 7-7net", "checkpoint: {bad}, model: 7-7net") + """\
-uncertainty: {{u_c: 0.3}}
-labels:
-  energy_reference: {{method: none}}
-  dft: {{backend: replay, replay: {{sources: [{npz}]}}}}
-generate:
-  counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
+""" + REPLAYED_PAPER_MEMBERS.replace("checkpoint: {npz}, model: 7-7net", "checkpoint: {bad}, model: 7-7net") + REPLAYED_W_ROUTING + """\
   sources:
     - {{path: {npz}, indices: "0-19", name: general}}
     - {{path: {npz}, indices: "1026-1030", name: dimer}}
@@ -51,7 +45,7 @@ def test_a_member_that_cannot_run_fails_the_iteration_before_any_dft(shared_data
     bad = tmp_path / "sevennet.npz"
     bad.write_text("not an npz: a checkpoint copied half-way")
     assert "checkpoint: {bad}" in CAMPAIGN  # the replacement above found SevenNet's line
-    (tmp_path / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz, bad=bad))
+    (tmp_path / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz, dft=npz, bad=bad))
     campaign = load_campaign(tmp_path / "campaign.yaml")
     db = campaign.database_path
     store = Store.open(db)
@@ -108,7 +102,7 @@ def test_a_prediction_batch_whose_worker_died_is_tried_again_then_fails_the_iter
     for case, budget in (("dies once", 1), ("dies every time", 99)):
         root = tmp_path / case.replace(" ", "-")
         root.mkdir()
-        (root / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz, bad=npz))
+        (root / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz, dft=npz, bad=npz))
         campaign = load_campaign(root / "campaign.yaml")
         counter.write_text(f"0 {budget}")
         store = Store.open(campaign.database_path)

@@ -12,18 +12,13 @@ import pytest
 
 from alloop.ensemble import predict_ensemble, resolve_ensemble
 from alloop.generate import source_candidates
-from tests.campaigns import REPLAYED_PAPER_MEMBERS, generated_and_scored
+from tests.campaigns import REPLAYED_PAPER_MEMBERS, REPLAYED_W_ROUTING, generated_and_scored
 
 CAMPAIGN = """\
 name: w-replay
 elements: [W]
 workdir: run
-""" + REPLAYED_PAPER_MEMBERS + """uncertainty: {{u_c: 0.3}}
-labels:
-  energy_reference: {{method: none}}
-  dft: {{backend: replay, replay: {{sources: [{npz}]}}}}
-generate:
-  counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
+""" + REPLAYED_PAPER_MEMBERS + REPLAYED_W_ROUTING + """\
   sources:
     - {{path: {npz}, indices: "0-29", name: general, per_iteration: 20}}
     - {{path: {npz}, indices: "1026-1030", name: dimer}}
@@ -38,7 +33,7 @@ def scored(shared_data, tmp_path_factory):
     """A campaign's first iteration generated and scored (no fit needed for what is checked here)."""
     npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
     root = tmp_path_factory.mktemp("replay")
-    (root / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz))
+    (root / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz, dft=npz))
     campaign, store, _ = generated_and_scored(root / "campaign.yaml")
     store.close()
     return campaign, npz
@@ -99,7 +94,7 @@ def test_umlip_labels_come_from_the_label_members(scored):
 def test_an_iteration_with_nothing_new_to_score_goes_on_to_labelling(shared_data, tmp_path):
     npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
     # the data set's entries are all known after the first iteration: the second has nothing to score
-    text = CAMPAIGN.format(npz=npz).replace('per_iteration: 20}', 'per_iteration: 30}').replace(
+    text = CAMPAIGN.format(npz=npz, dft=npz).replace('per_iteration: 20}', 'per_iteration: 30}').replace(
         '    - {path: ' + str(npz) + ', indices: "1026-1030", name: dimer}\n', '')
     (tmp_path / "campaign.yaml").write_text(text)
     campaign, store, cid = generated_and_scored(tmp_path / "campaign.yaml")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
-from alloop.controller.loop import StopRequested, _as_completed, _only_result
+from alloop.controller.loop import StopRequested, _as_completed, _only_result, _optional_result
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,18 @@ def test_a_stop_is_seen_while_a_long_task_runs(client):
     with pytest.raises(StopRequested):
         _only_result([fut], stop, "fit")
     assert time.monotonic() - t0 < 3
+    fut.cancel()
+
+
+def test_an_optional_task_gives_its_result_or_its_failure_and_a_stop_still_ends_the_wait(client):
+    assert _optional_result(client.submit(len, "four", pure=False), threading.Event(), "test-set scoring") == (4, None)
+    result, exc = _optional_result(client.submit(int, "four", pure=False), threading.Event(), "test-set scoring")
+    assert result is None and isinstance(exc, ValueError)  # the caller logs it and the campaign goes on
+    stop = threading.Event()
+    fut = client.submit(time.sleep, 60, pure=False)
+    threading.Timer(0.5, stop.set).start()
+    with pytest.raises(StopRequested):
+        _optional_result(fut, stop, "properties of the potential")
     fut.cancel()
 
 

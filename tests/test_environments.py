@@ -64,7 +64,7 @@ def test_each_family_environment_loads_its_library_with_the_pinned_cpu_torch(fam
     assert status.loads, f"{status.error}; create it with `alloop env create {family}` (.ci/install does)"
     assert status.family == family and status.versions["alloop"] is not None
     assert status.versions["torch"].startswith("2.13.0")
-    assert envs.read_record(status.prefix).requirements == envs.FAMILIES[family].requirements
+    assert envs.read_record(status.prefix).requirements == provisioning.RECIPES[family].requirements
 
 
 @pytest.mark.slow

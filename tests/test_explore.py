@@ -274,3 +274,18 @@ def test_the_exploration_schedule_is_indexed_by_iteration_and_its_last_stage_rep
     assert ExploreSettings(temperature=1200, stages=[]).stage_of(3).temperature == 1200  # [] turns the ladder off
     with pytest.raises(ValidationError):
         ExploreSettings(stages=[{"temprature": 500}])
+
+
+def test_the_pool_says_what_its_md_found_and_a_preview_runs_none(ace):
+    from alloop.explore.pool import candidate_pool
+
+    gen = GeneratorSettings(lattice_constant=W_A, counts=KindCounts(strained_bulk=1, rattled_bulk=0, vacancy=0, interstitial=0,
+                                                                    surface=0, dimer=0, compressed=0))
+    md = ExploreSettings(temperature=3000, steps=200, sample_interval=10, max_candidates=5, gamma_hi=20, stages=[])
+    pool = candidate_pool(["W"], gen, md, tuple(map(str, ace)), seed=0, iteration=1, stream=1)
+    ex = pool.exploration
+    assert ex is not None and (ex.temperature, ex.steps) == (3000, 200)
+    assert ex.window > 0 and ex.window == sum(a.info["kind"].startswith("md:") for a in pool.candidates) == len(pool.candidates) - 1
+    assert ex.halted <= ex.trajectories
+    preview = candidate_pool(["W"], gen, md, tuple(map(str, ace)), seed=0, iteration=1, stream=1, explore=False)
+    assert preview.exploration is None and [a.info["kind"] for a in preview.candidates] == ["strained_bulk"]

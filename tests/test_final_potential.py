@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.campaigns import REPLAYED_PAPER_MEMBERS, run_to_end
+from tests.campaigns import REPLAYED_PAPER_MEMBERS, REPLAYED_W_ROUTING, run_to_end
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +20,7 @@ name: w-final
 elements: [W]
 workdir: run
 max_iterations: 1
-""" + REPLAYED_PAPER_MEMBERS + """uncertainty: {{u_c: 0.3}}
-labels:
-  energy_reference: {{method: none}}
-  dft: {{backend: replay, replay: {{sources: [{npz}]}}}}
-generate:
-  counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
+""" + REPLAYED_PAPER_MEMBERS + REPLAYED_W_ROUTING + """\
   sources:
     - {{path: {npz}, indices: "0-19", name: general}}
 min_distance: 1.0
@@ -52,7 +47,8 @@ def _status(campaign) -> dict:
 def ended(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("final")
     campaign = root / "campaign.yaml"
-    campaign.write_text(CAMPAIGN.format(npz=shared_data / "uq_umlip_W" / "W_uq_umlip.npz"))
+    npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
+    campaign.write_text(CAMPAIGN.format(npz=npz, dft=npz))
     out = run_to_end(campaign)
     return campaign, out
 

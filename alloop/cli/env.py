@@ -11,10 +11,11 @@ from alloop.errors import AlloopError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from alloop.ensemble.environments import ENV_DIR_ENV, FAMILIES
-    from alloop.ensemble.provisioning import DEFAULT_TORCH
+    from alloop.ensemble.environments import ENV_DIR_ENV
+    from alloop.ensemble.pins import TORCH
+    from alloop.ensemble.provisioning import RECIPES
 
-    families = ", ".join(f"{k} ({' '.join(f.requirements)})" for k, f in FAMILIES.items())
+    families = ", ".join(f"{k} ({' '.join(r.requirements)})" for k, r in RECIPES.items())
     p = sub.add_parser(
         "env",
         help="create and list the virtual environments that run uMLIP families in their own interpreter",
@@ -32,10 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "family, and print the `python:` line for the member spec. Downloads go through pip's cache, so a "
         "second create is fast; re-running on an existing environment brings it up to date.",
     )
-    c.add_argument("family", choices=list(FAMILIES), metavar="FAMILY", help=", ".join(FAMILIES))
+    c.add_argument("family", choices=list(RECIPES), metavar="FAMILY", help=", ".join(RECIPES))
     c.add_argument("--prefix", help=f"where to create it (default: ${ENV_DIR_ENV}/FAMILY or ~/.cache/alloop/envs/FAMILY)")
-    c.add_argument("--torch", default=DEFAULT_TORCH,
-                   help=f"torch requirement, also pinned as a constraint (default: {DEFAULT_TORCH}, the CPU build on "
+    c.add_argument("--torch", default=TORCH,
+                   help=f"torch requirement, also pinned as a constraint (default: {TORCH}, the CPU build on "
                    "these machines); on a GPU cluster the torch matching your CUDA")
     c.add_argument("--torch-index", metavar="URL",
                    help="extra package index for torch, e.g. https://download.pytorch.org/whl/cu128 for a CUDA build")

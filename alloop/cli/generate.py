@@ -56,18 +56,18 @@ def run(args: argparse.Namespace) -> int:
              + (f" (MaxVol decoration against {basis})" if c.generate.genome is not None else ""))
         # the controller's own pool function and random stream, without the MD exploration
         pool = candidate_pool(c.elements, c.generate, c.explore, None if pot is None else (pot["path"], pot["active_set"]),
-                              c.seed, idx, STREAM_POOL, sources=True, fit=c.train, explore=False)
+                              c.seed, idx, STREAM_POOL, sources=True, fit=c.train, explore=False).candidates
         # what the loop's generate stage keeps of them: its calibration cells, nothing the campaign holds, nothing unphysical
         calibration = iteration_calibration(c.elements, c.generate, c.labels.energy_reference, idx, c.seed, STREAM_CALIBRATION)
-        fresh, rejected = fresh_candidates(calibration + list(pool), known, c.selection.min_distance)
-        frames = [a for _, a in fresh]
+        new = fresh_candidates(calibration + pool, known, c.selection.min_distance)
+        frames = [a for _, a in new.physical]
     except AlloopError as exc:
         _say(f"error: {exc}")
         return 2
-    if rejected:
-        _say(f"{len(rejected)} unphysical candidates left out, as the loop would: " + "; ".join(sorted({w for _, _, w in rejected}))[:300])
-    if len(calibration) + len(pool) - len(fresh) - len(rejected):
-        _say(f"{len(calibration) + len(pool) - len(fresh) - len(rejected)} candidates the campaign already holds left out")
+    if new.rejected:
+        _say(f"{len(new.rejected)} unphysical candidates left out, as the loop would: " + "; ".join(sorted({w for _, _, w in new.rejected}))[:300])
+    if len(calibration) + len(pool) - len(new.hashes):
+        _say(f"{len(calibration) + len(pool) - len(new.hashes)} candidates the campaign already holds left out")
     print(summary_table(frames, c.elements))
     out = write_extxyz(args.output, [_for_extxyz(a) for a in frames])
     _say(f"wrote {len(frames)} configurations ({sum(map(len, frames))} atoms) to {out}")

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
 from alloop.errors import AlloopError, CampaignChangedError
 from alloop.explore.convergence import judge
+from alloop.explore.pool import CandidatePool
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
 from alloop.state import DFTJob, NewConfiguration, Prediction, Routing, Store
 from alloop.state.lock import ControllerLock
@@ -215,7 +216,7 @@ class Controller:
         return None if pot is None else pot["path"]
 
     # ------------------------------------------------------------------ generate + select
-    def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> list[Atoms]:
+    def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> CandidatePool:
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
         potential = None if pot is None else (pot["path"], pot["active_set"])
         fut = self.client.submit(tasks.pool_task, list(self.c.elements), self.c.generate, self.c.explore, potential, self.c.seed,
@@ -240,27 +241,27 @@ class Controller:
     def generate(self, idx: int) -> None:
         t0 = time.time()
         pool = self._candidate_pool(idx, STREAM_POOL, sources=True)
-        ex = getattr(pool, "exploration", None)
-        if ex:
-            msg = (f"exploration at {ex['temperature']:g} K: {ex['window']} MD frames in the trust window, {ex['above']} above it "
-                   f"(counted, not labelled), {ex['halted']} of {ex['trajectories']} trajectories stopped at γ_halt")
+        ex = pool.exploration
+        if ex is not None:
+            msg = (f"exploration at {ex.temperature:g} K: {ex.window} MD frames in the trust window, {ex.above} above it "
+                   f"(counted, not labelled), {ex.halted} of {ex.trajectories} trajectories stopped at γ_halt")
             log.info("iteration %d: %s", idx, msg)
-            self.store.log_event(self.cid, idx, "info", "explore", msg, data=ex)
+            self.store.log_event(self.cid, idx, "info", "explore", msg, data=asdict(ex))
         calibration = self._calibration(idx)
         known = self.store.known_hashes(self.cid)
-        fresh, unphysical = fresh_candidates(calibration + pool, known, self.c.selection.min_distance)
-        rejected = [_new_config(atoms, h, "failed", why) for h, atoms, why in unphysical]
-        seen = {h for h, _ in fresh} | {h for h, _, _ in unphysical}
+        new = fresh_candidates(calibration + pool.candidates, known, self.c.selection.min_distance)
+        fresh = new.physical
+        rejected = [_new_config(atoms, h, "failed", why) for h, atoms, why in new.rejected]
         # calibration cells are always labelled; the budget and max volume apply to the candidates
         n_cal = sum(a.info.get("kind") == KIND_CALIBRATION for _, a in fresh)
         chosen = list(range(n_cal)) + [n_cal + i for i in self._select(idx, [a for _, a in fresh[n_cal:]])]
-        picked, failed = self._relaxed([fresh[i] for i in chosen], known | seen)
+        picked, failed = self._relaxed([fresh[i] for i in chosen], known | new.hashes)
         selected = [_new_config(a, h) for h, a in picked]
         rejected += failed
         n = self.store.commit_selection(self.cid, idx, selected + rejected)
         log.info(
             "iteration %d: %d candidates, %d selected%s, %d rejected as unphysical (%.1f s)",
-            idx, len(pool), n - len(rejected) - n_cal, f" (+{n_cal} energy-reference calibration cells)" if n_cal else "",
+            idx, len(pool.candidates), n - len(rejected) - n_cal, f" (+{n_cal} energy-reference calibration cells)" if n_cal else "",
             len(rejected), time.time() - t0,
         )
 
@@ -274,11 +275,8 @@ class Controller:
             return chosen, []
         fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(chosen[k][1]) for k in which],
                                           s, self.c.selection.min_distance, pure=False, key=f"relax-{time.time_ns()}")
-        try:
-            results = _only_result([fut], self._stop, "motif relaxation", self._deaths)
-        except StopRequested:
-            raise
-        except Exception as exc:
+        results, exc = _optional_result(fut, self._stop, "motif relaxation", self._deaths)
+        if exc is not None:
             log.warning("the %d selected defect motifs stay unrelaxed: %s cannot relax them (%s: %s)", len(which), self.energy_member,
                         type(exc).__name__, exc)
             return chosen, []
@@ -616,11 +614,8 @@ class Controller:
         """The new potential on each external test set (train.test_sets); a set that cannot be scored is logged
         and recorded with its reason, never the campaign's failure."""
         fut = self.client.submit(tasks.test_sets_task, potential, list(self.c.train.test_sets), pure=False, key=f"test-sets-{idx}-{time.time_ns()}")
-        try:
-            scores: dict[str, Any] = _only_result([fut], self._stop, "test-set scoring", self._deaths)
-        except StopRequested:
-            raise
-        except Exception as exc:
+        scores, exc = _optional_result(fut, self._stop, "test-set scoring", self._deaths)
+        if exc is not None:
             log.warning("iteration %d: the test sets were not scored (%s: %s)", idx, type(exc).__name__, exc)
             return {"error": str(exc)}
         for name, m in scores.items():
@@ -645,11 +640,8 @@ class Controller:
     def _ask_isolated_energies(self, idx: int) -> dict[str, float] | None:
         fut = self.ensemble_client.submit(tasks.isolated_atoms_task, self.ensemble.member(self.energy_member), list(self.c.elements),
                                           pure=False, key=f"isolated-{idx}-{time.time_ns()}")
-        try:
-            energies = _only_result([fut], self._stop, "isolated-atom energies", self._deaths)
-        except StopRequested:
-            raise
-        except Exception as exc:
+        energies, exc = _optional_result(fut, self._stop, "isolated-atom energies", self._deaths)
+        if exc is not None:
             log.info("iteration %d: %s gives no isolated-atom energies (%s); the fit uses absolute energies", idx, self.energy_member, exc)
             return None
         log.info("iteration %d: reference energies of the fit, %s's isolated atoms: %s eV", idx, self.energy_member,
@@ -672,11 +664,8 @@ class Controller:
             if self.store.property_result(self.cid, subject, name, fp) is not None:
                 continue
             fut = client.submit(tasks.properties_task, target, list(self.c.elements), s, pure=False, key=f"properties-{subject}-{idx}-{time.time_ns()}")
-            try:
-                result = _only_result([fut], self._stop, f"properties of the {subject}", self._deaths)
-            except StopRequested:
-                raise
-            except Exception as exc:
+            result, exc = _optional_result(fut, self._stop, f"properties of the {subject}", self._deaths)
+            if exc is not None:
                 log.warning("iteration %d: properties of the %s %s not computed (%s: %s)", idx, subject, name, type(exc).__name__, exc)
                 continue
             self.store.save_property_result(self.cid, subject, it, name, fp, result)
@@ -713,7 +702,7 @@ class Controller:
         pot = self.store.latest_potential(self.cid)
         assert pot is not None
         conv = self.c.convergence
-        pool = self._candidate_pool(idx, _STREAM_EVAL, n_max=conv.n_candidates)
+        pool = self._candidate_pool(idx, _STREAM_EVAL, n_max=conv.n_candidates).candidates
         ok = [a for a, why in zip(pool, physical_or_reason(pool, self.c.selection.min_distance)) if why is None]
         gmax = np.zeros(0)
         if ok:
@@ -815,3 +804,14 @@ def _only_result(futures: list[Any], stop: threading.Event, what: str, deaths: W
                               "memory limits or crashes)")
         return res
     raise StopRequested
+
+
+def _optional_result(fut: Any, stop: threading.Event, what: str, deaths: WorkerDeaths | None = None) -> tuple[Any, Exception | None]:
+    """(result, None) of a task the campaign can go on without, or (None, the exception) where it failed, for the
+    caller to log; a stop request still ends the wait (StopRequested)."""
+    try:
+        return _only_result([fut], stop, what, deaths), None
+    except StopRequested:
+        raise
+    except Exception as exc:  # whatever the task raised (or its worker dying): the campaign goes on without it
+        return None, exc

@@ -7,12 +7,15 @@ import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alloop.locks import exclusive_dir
 from alloop.structures import atoms_from_json
+
+if TYPE_CHECKING:
+    from alloop.explore.pool import CandidatePool
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def gamma_task(potential: str, active_set: str, atoms_jsons: list[str]) -> np.nd
 
 
 def pool_task(elements: list[str], generate: Any, explore: Any, potential: tuple[str, str] | None, seed: int, iteration: int,
-              stream: int, n_max: int | None, sources: bool, fit: Any) -> list[Any]:
+              stream: int, n_max: int | None, sources: bool, fit: Any) -> CandidatePool:
     """An iteration's candidates (motifs, data-set sources, γ-driven MD): alloop.explore.pool."""
     from alloop.explore.pool import candidate_pool
 

@@ -1,11 +1,13 @@
-"""Member environments at run time: where they are, which family runs which member kind, how a worker in
-another interpreter is started (`worker_environ`) and whether an environment can load its family (`probe`).
+"""Member environments at run time: where they are, which family runs which member kind, what an environment
+says it was made from (`alloop-env.json`), how a worker in another interpreter is started (`worker_environ`)
+and whether an environment can load its family (`probe`).
 
 One virtual environment per uMLIP family whose package cannot share alloop's: mace-torch pins e3nn 0.4.4
 (sevenn needs >= 0.5), fairchem-core brings numpy 2.4 and its own CUDA helpers, orb-models its own torch
 range. Each family's ensemble members run there with `python: <env>/bin/python` (alloop.ensemble.worker).
-Building one is `alloop env create` (alloop.ensemble.provisioning); each records how it was made in
-`alloop-env.json`. Nothing here imports torch or a uMLIP library.
+Building one is `alloop env create` (alloop.ensemble.provisioning: what each family installs, at the versions
+of alloop.ensemble.pins), which records how it was made in `alloop-env.json`. Nothing here imports torch or
+a uMLIP library.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alloop.ensemble.pins import pinned
-from alloop.errors import ConfigError
 from alloop.process import run_captured, tail_lines
 
 ENV_DIR_ENV = "ALLOOP_ENV_DIR"
@@ -27,73 +27,29 @@ _ALLOOP_SOURCE = Path(__file__).resolve().parents[2]
 
 
 class Family(BaseModel):
-    """What a family's environment installs and how alloop checks that it can load the family."""
+    """What runs in a family's environment and how alloop checks that it can load the family (what it installs
+    there: alloop.ensemble.provisioning.RECIPES)."""
 
     model_config = ConfigDict(frozen=True)
 
     kinds: tuple[str, ...] = Field(description="member kinds (alloop.ensemble.kinds) this environment runs")
-    requirements: tuple[str, ...] = Field(description="pip requirements of the family, at tested versions")
-    no_deps: tuple[str, ...] = Field((), description="installed with --no-deps (their declared dependencies "
-                                     "would pull CUDA builds); their real dependencies go in requirements")
-    uses_torch: bool = Field(True, description="False: no torch is installed (it stays pinned as a constraint)")
     imports: tuple[str, ...] = Field(description="modules the import check loads")
     distributions: tuple[str, ...] = Field(description="distributions whose versions `env list` reports")
-    note: str = ""
 
 
 FAMILIES: MappingProxyType[str, Family] = MappingProxyType(
     {
-        "mace": Family(
-            kinds=("mace",),
-            requirements=(pinned("mace-torch"),),
-            imports=("mace.calculators", "mace.modules"),
-            distributions=("mace-torch", "e3nn", "torch"),
-            note="pins e3nn 0.4.4, which sevenn (e3nn >= 0.5) cannot share",
-        ),
-        "orb": Family(
-            kinds=("orb",),
-            requirements=(pinned("orb-models"),),
-            imports=("orb_models.forcefield.pretrained", "orb_models.forcefield.calculator"),
-            distributions=("orb-models", "torch"),
-            note="0.5.5 is the newest orb-models that resolves with torch 2.13",
-        ),
-        "fairchem": Family(
-            kinds=("fairchem",),
-            requirements=(pinned("fairchem-core"),),
-            imports=("fairchem.core", "fairchem.core.units.mlip_unit"),
-            distributions=("fairchem-core", "e3nn", "numpy", "torch"),
-            note="UMA/eSEN checkpoints (fairchem-core 2); brings numpy 2.4",
-        ),
-        "mattersim": Family(
-            kinds=("mattersim",),
-            requirements=(pinned("mattersim"),),
-            imports=("mattersim.forcefield",),
-            distributions=("mattersim", "torch"),
-        ),
-        "grace": Family(
-            kinds=("grace",),
-            # tensorpotential declares tensorflow[and-cuda] (12 CUDA wheels): the CPU TensorFlow and
-            # tensorpotential's other dependencies instead, as in alloop's own environment.
-            requirements=(pinned("tensorflow-cpu"), pinned("tf_keras"), "matscipy", "pandas", "questionary",
-                          "requests", "rich", "scikit-learn", "scipy", "sympy", "tqdm"),
-            no_deps=(pinned("tensorpotential"),),
-            uses_torch=False,
-            imports=("tensorpotential.calculator",),
-            distributions=("tensorpotential", "tensorflow-cpu"),
-            note="TensorFlow-based, no torch",
-        ),
-        "nequip": Family(
-            kinds=("nequip",),
-            requirements=(pinned("nequip"),),
-            imports=("nequip.ase",),
-            distributions=("nequip", "torch"),
-        ),
-        "deepmd": Family(
-            kinds=("deepmd",),
-            requirements=(pinned("deepmd-kit"),),
-            imports=("deepmd.calculator",),
-            distributions=("deepmd-kit", "torch"),
-        ),
+        "mace": Family(kinds=("mace",), imports=("mace.calculators", "mace.modules"),
+                       distributions=("mace-torch", "e3nn", "torch")),
+        "orb": Family(kinds=("orb",), imports=("orb_models.forcefield.pretrained", "orb_models.forcefield.calculator"),
+                      distributions=("orb-models", "torch")),
+        "fairchem": Family(kinds=("fairchem",), imports=("fairchem.core", "fairchem.core.units.mlip_unit"),
+                           distributions=("fairchem-core", "e3nn", "numpy", "torch")),
+        "mattersim": Family(kinds=("mattersim",), imports=("mattersim.forcefield",), distributions=("mattersim", "torch")),
+        "grace": Family(kinds=("grace",), imports=("tensorpotential.calculator",),
+                        distributions=("tensorpotential", "tensorflow-cpu")),
+        "nequip": Family(kinds=("nequip",), imports=("nequip.ase",), distributions=("nequip", "torch")),
+        "deepmd": Family(kinds=("deepmd",), imports=("deepmd.calculator",), distributions=("deepmd-kit", "torch")),
     }
 )
 
@@ -127,13 +83,6 @@ def env_dir() -> Path:
     """Folder holding the environments: $ALLOOP_ENV_DIR, else ~/.cache/alloop/envs."""
     value = os.environ.get(ENV_DIR_ENV)
     return Path(value).expanduser() if value else Path.home() / ".cache" / "alloop" / "envs"
-
-
-def family(name: str) -> Family:
-    try:
-        return FAMILIES[name]
-    except KeyError:
-        raise ConfigError([f"unknown family '{name}' (known: {', '.join(FAMILIES)})"], "alloop env") from None
 
 
 def family_of_kind(kind: str) -> str | None:

@@ -37,6 +37,9 @@ PINS: MappingProxyType[str, str] = MappingProxyType(
         # fitting and DFT
         "python-ace": "==0.4.0rc1",  # the only cp311 wheel
         "gpaw": "==26.7.0",
+        # alloop's own environment only (constraints.txt; fairchem's environment needs numpy 2.4)
+        "numpy": "<2.4",  # numpy 2.4 crashes tensorpotential's fit metrics ("only 0-dimensional arrays ...")
+        "pandas": "<3",  # pandas 3 writes pickles that pandas 2 cannot read
     }
 )
 

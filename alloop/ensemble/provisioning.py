@@ -1,11 +1,11 @@
 """Building member environments (`alloop env create FAMILY`): the plan, the install, the resolver dry run.
 
-An environment (see alloop.ensemble.environments for what runs there) holds
+An environment (see alloop.ensemble.environments for what runs there and how it is checked) holds
 
 - torch, pinned by a constraints file written into the environment (`alloop.ensemble.pins.TORCH`, the CPU
   build, by default; on a GPU cluster the user's CUDA torch, e.g. `--torch 'torch==2.13.0' --torch-index
   https://download.pytorch.org/whl/cu128`),
-- the family's package at its tested version (alloop.ensemble.pins), and
+- the family's package at its tested version (`RECIPES`, from the one table alloop.ensemble.pins), and
 - alloop itself without its dependencies plus what the worker imports (numpy, ase, pydantic, PyYAML):
   the worker needs alloop's ensemble modules, not dask, SQLAlchemy, pacemaker or GPAW.
 
@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,18 +33,52 @@ from alloop.ensemble.environments import (
     EnvironmentStatus,
     alloop_checkout,
     env_dir,
-    family,
     probe,
     read_record,
 )
-from alloop.ensemble.pins import TORCH
+from alloop.ensemble.pins import TORCH, pinned
 from alloop.errors import ConfigError, MemberEnvironmentError
 from alloop.process import run_captured
 
 CONSTRAINTS_NAME = "alloop-constraints.txt"
-DEFAULT_TORCH = TORCH
 # What alloop.ensemble.worker imports besides alloop (alloop itself goes in with --no-deps).
 WORKER_REQUIREMENTS = ("numpy", "ase>=3.23", "pydantic>=2.6", "PyYAML>=6.0")
+
+
+class Recipe(BaseModel):
+    """What a family's environment installs (what runs there: alloop.ensemble.environments.FAMILIES)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requirements: tuple[str, ...] = Field(description="pip requirements of the family, at the versions of alloop.ensemble.pins")
+    no_deps: tuple[str, ...] = Field((), description="installed with --no-deps (their declared dependencies "
+                                     "would pull CUDA builds); their real dependencies go in requirements")
+    uses_torch: bool = Field(True, description="False: no torch is installed (it stays pinned as a constraint)")
+
+
+#: family (a key of alloop.ensemble.environments.FAMILIES) -> its install; why each version: alloop.ensemble.pins
+RECIPES: MappingProxyType[str, Recipe] = MappingProxyType(
+    {
+        "mace": Recipe(requirements=(pinned("mace-torch"),)),
+        "orb": Recipe(requirements=(pinned("orb-models"),)),
+        "fairchem": Recipe(requirements=(pinned("fairchem-core"),)),
+        "mattersim": Recipe(requirements=(pinned("mattersim"),)),
+        # tensorpotential declares tensorflow[and-cuda] (12 CUDA wheels): the CPU TensorFlow and
+        # tensorpotential's other dependencies instead, as in alloop's own environment.
+        "grace": Recipe(requirements=(pinned("tensorflow-cpu"), pinned("tf_keras"), "matscipy", "pandas", "questionary",
+                                      "requests", "rich", "scikit-learn", "scipy", "sympy", "tqdm"),
+                        no_deps=(pinned("tensorpotential"),), uses_torch=False),
+        "nequip": Recipe(requirements=(pinned("nequip"),)),
+        "deepmd": Recipe(requirements=(pinned("deepmd-kit"),)),
+    }
+)
+
+
+def recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ConfigError([f"unknown family '{name}' (known: {', '.join(RECIPES)})"], "alloop env") from None
 
 
 class EnvironmentPlan(BaseModel):
@@ -98,12 +133,12 @@ def plan(
     name: str,
     prefix: str | Path | None = None,
     *,
-    torch: str = DEFAULT_TORCH,
+    torch: str = TORCH,
     torch_index: str | None = None,
     constraints: Sequence[str] = (),
     base_python: str | None = None,
 ) -> EnvironmentPlan:
-    fam = family(name)
+    fam = recipe(name)
     if not torch.strip().lower().startswith("torch"):
         raise ConfigError([f"--torch must be a torch requirement such as 'torch==2.13.0', not '{torch}'"], "alloop env")
     where = Path(prefix).expanduser() if prefix is not None else env_dir() / name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -21,11 +22,25 @@ from alloop.train.settings import FitSettings
 log = logging.getLogger(__name__)
 
 
-class CandidatePool(list):
-    """An iteration's candidates, with what the γ-driven MD that made some of them found (`exploration`:
-    window, above, halted and trajectories; None where no MD ran)."""
+@dataclass(frozen=True)
+class ExplorationCounts:
+    """What one iteration's γ-driven MD found: frames in the trust window (candidates), frames above it (counted,
+    not labelled), trajectories stopped at γ_halt of those run, at the stage's temperature (K) and steps."""
 
-    exploration: dict[str, int] | None = None
+    window: int
+    above: int
+    halted: int
+    trajectories: int
+    temperature: float
+    steps: int
+
+
+@dataclass(frozen=True)
+class CandidatePool:
+    """An iteration's candidates, with what the γ-driven MD that made some of them found (None where no MD ran)."""
+
+    candidates: list[Atoms]
+    exploration: ExplorationCounts | None = None
 
 
 def candidate_pool(
@@ -40,7 +55,7 @@ def candidate_pool(
     sources: bool = False,
     fit: FitSettings | None = None,
     explore: bool = True,
-) -> list[Atoms]:
+) -> CandidatePool:
     """Candidates of `iteration`; `potential` is (potential.yaml, active set .asi) of the latest fit, if any;
     `sources`: include the data-set sources' entries for this iteration; `n_max`: a seeded draw of at most
     that many; `fit`: the campaign's fit settings (the untrained basis the genome's MaxVol decoration scores
@@ -70,11 +85,9 @@ def candidate_pool(
         for frame in res.candidates:  # what the database and `alloop status` count them as
             frame.info["kind"] = f"md:{frame.info.get('start_kind', 'unknown')}"
         pool = list(res.candidates) + pool
-        exploration = {"window": len(res.candidates), "above": res.n_above, "halted": res.n_halted,
-                       "trajectories": len(res.trajectories), "temperature": stage.temperature, "steps": stage.steps}
+        exploration = ExplorationCounts(len(res.candidates), res.n_above, res.n_halted, len(res.trajectories),
+                                        stage.temperature, stage.steps)
     if n_max is not None and len(pool) > n_max:
         keep = rng(30).choice(len(pool), size=n_max, replace=False)
         pool = [pool[i] for i in sorted(keep)]
-    out = CandidatePool(pool)
-    out.exploration = exploration
-    return out
+    return CandidatePool(pool, exploration)

@@ -248,7 +248,7 @@ def genome_gamma(path: Path, potential: Path, active_set: Path, seed: int) -> di
         gen = campaign.generate.model_copy(update={"sources": [], "genome": _genome(method)})
         t0 = time.time()
         frames = candidate_pool(campaign.elements, gen, campaign.explore, (str(potential), str(active_set)),
-                                seed, 1, STREAM_POOL, sources=False, fit=campaign.train, explore=False)
+                                seed, 1, STREAM_POOL, sources=False, fit=campaign.train, explore=False).candidates
         gamma = max_gamma(potential, active_set, frames)
         kinds: dict[str, list[float]] = {}
         for a, g in zip(frames, gamma):
