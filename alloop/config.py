@@ -103,6 +103,10 @@ class LabelSettings(_Strict):
 
 class SelectionSettings(_Strict):
     budget: int = Field(40, ge=1, description="at most this many new configurations are labelled per iteration")
+    dft_max_atoms: int | None = Field(
+        None, ge=1, description="a configuration that U sends to DFT with more atoms than this is not labelled (recorded "
+        "as not selected, with its U and the reason), so uMLIP labels can use large cells while DFT stays on cells it "
+        "can afford; calibration cells and uncertainty.dft_kinds are exempt (default: no limit)")
     min_distance: float = Field(0.8, gt=0, exclude=True, description="Å; in a campaign, set from min_distance")
 
 

@@ -69,3 +69,21 @@ def test_dimers_and_trimers_go_to_dft_by_kind_whatever_their_u():
     assert r.to_umlip.tolist() == [False, True, False, False, True]
     assert r.reasons[2] == why[2] and not dft_without_u(r, 1.0, 1).any()
     assert dft_by_kind(kinds, [], "calibration")[0] is None  # [] routes dimers by U
+
+
+def test_cells_that_u_sends_to_dft_above_dft_max_atoms_are_left_unlabelled_with_their_reason():
+    spec = resolve_ensemble({"name": "e", "members": [{"name": "a", "kind": "chgnet", "model": "0.3.0"},
+                                                      {"name": "b", "kind": "chgnet", "model": "0.2.0"}]}, check_files=False)
+    n_atoms = np.array([2, 54, 54, 16])
+    per = {m: MemberPredictions(m, np.full(4, -20.0), [np.zeros((n, 3)) for n in n_atoms]) for m in ("a", "b")}
+    for i in (1, 2, 3):  # high U everywhere but configuration 0
+        per["b"].forces[i][0] = 5.0
+    preds = EnsemblePredictions.stack(spec, per, n_atoms)
+    forced = [None, None, "a dimer: by kind", None]
+    r = route(preds, 1.0, 1, "a", "a", force_dft=forced, dft_max_atoms=16)
+    assert r.to_umlip.tolist() == [True, False, False, False]
+    # the 54-atom cell sent by U is skipped; the one sent by kind and the 16-atom one still go to DFT
+    assert [r.skipped(k) for k in range(4)] == [False, True, False, False]
+    assert r.reasons[1] == (f"U = {r.u[1][1]:.2f} eV/Å needs DFT, but its 54 atoms exceed selection.dft_max_atoms = 16: "
+                            "not labelled")
+    assert not any(route(preds, 1.0, 1, "a", "a", force_dft=forced).skipped(k) for k in range(4))  # no cap by default

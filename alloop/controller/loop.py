@@ -400,8 +400,8 @@ class Controller:
         fut = self.client.submit(
             tasks.route_task, self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64),
             self.c.uncertainty.u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
-            dft_by_kind([c.kind for c in configs], self.c.uncertainty.dft_kinds, KIND_CALIBRATION), pure=False,
-            key=f"route-{idx}-{time.time_ns()}")
+            dft_by_kind([c.kind for c in configs], self.c.uncertainty.dft_kinds, KIND_CALIBRATION), self.c.selection.dft_max_atoms,
+            pure=False, key=f"route-{idx}-{time.time_ns()}")
         decision = self._result(idx, "score", fut, "U and routing")
         u_c = self.c.uncertainty.u_c
         self._check_spending(idx, decision)
@@ -411,11 +411,14 @@ class Controller:
             if decision.to_umlip[k]:
                 routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "umlip", float(decision.energies[k]), decision.forces[k],
                                         f"{self.energy_member}|{self.force_member}"))
+            elif decision.skipped(k):
+                routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "none", reason=decision.reasons[k]))
             else:
                 routings.append(Routing(c.id, u[0][k], u[1][k], u[2][k], "dft", dft_workdir=self._dft_dir(c.hash), reason=decision.reasons[k]))
         self.store.commit_routing(self.cid, idx, routings, self.c.uncertainty.variant, u_c, [m.name for m in self.ensemble.u_members], self.c.labels.dft.backend)
-        n_dft = sum(r.route == "dft" for r in routings)
-        log.info("iteration %d: %d configurations → uMLIP labels, %d → DFT (U_c = %g eV/Å)", idx, len(routings) - n_dft, n_dft, u_c)
+        n_dft, n_none = sum(r.route == "dft" for r in routings), sum(r.route == "none" for r in routings)
+        log.info("iteration %d: %d configurations → uMLIP labels, %d → DFT (U_c = %g eV/Å)%s", idx, len(routings) - n_dft - n_none, n_dft,
+                 u_c, f", {n_none} left unlabelled: above selection.dft_max_atoms = {self.c.selection.dft_max_atoms}" if n_none else "")
 
     def _check_spending(self, idx: int, decision: Any) -> None:
         """Fail the iteration, before any DFT is submitted, when too much of it would go to DFT for want of U

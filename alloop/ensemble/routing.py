@@ -24,6 +24,10 @@ class Routing:
     forces: list[np.ndarray]  # the force member's forces, eV/Å
     reasons: list[str | None]  # why a configuration goes to DFT other than its U
     forced: np.ndarray | None = None  # (n,) bool: labelled by DFT whatever its U (energy-reference calibration)
+    too_large: np.ndarray | None = None  # (n,) bool: DFT-bound by U but above dft_max_atoms: left unlabelled
+
+    def skipped(self, k: int) -> bool:
+        return self.too_large is not None and bool(self.too_large[k])
 
 
 def route(
@@ -33,9 +37,13 @@ def route(
     energy_member: str,
     force_member: str,
     force_dft: Sequence[str | None] | np.ndarray | None = None,
+    dft_max_atoms: int | None = None,
 ) -> Routing:
     """Route every configuration of `preds`; `force_dft` gives, per configuration, why it needs DFT whatever its U
-    (dft_by_kind), or None; a boolean array marks energy-reference calibration cells."""
+    (dft_by_kind), or None; a boolean array marks energy-reference calibration cells. A configuration that U
+    sends to DFT but has more than `dft_max_atoms` atoms is left unlabelled (`too_large`, with its reason): the
+    DFT budget goes to cells it can afford; cells sent by kind or for calibration are exempt (they are small on
+    purpose)."""
     n = preds.n_structures
     u = {v: preds.uncertainty(v) for v in (0, 1, 2)}
     e_k, f_k = preds.index(energy_member), preds.index(force_member)
@@ -62,7 +70,12 @@ def route(
             reasons.append("label members failed (" + "; ".join(errors or ["no prediction"]) + "): sent to DFT")
         else:
             reasons.append(None)
-    return Routing(u, to_umlip, energies, forces, reasons, forced)
+    n_atoms = np.diff(off)
+    too_large = ~to_umlip & ~forced & (n_atoms > dft_max_atoms) if dft_max_atoms is not None else np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(too_large):
+        reasons[i] = (f"U = {u[variant][i]:.2f} eV/Å needs DFT, but its {n_atoms[i]} atoms exceed selection.dft_max_atoms = "
+                      f"{dft_max_atoms}: not labelled")
+    return Routing(u, to_umlip, energies, forces, reasons, forced, too_large)
 
 
 CALIBRATION_REASON = "energy-reference calibration: labelled by DFT whatever its U"

@@ -114,7 +114,7 @@ def dimer(s: GeneratorSettings, distance: float) -> tuple[Atoms, Params]:
 def compressed(s: GeneratorSettings, a: float, rng: np.random.Generator) -> tuple[Atoms, Params]:
     """Short-range pair in bulk (Byggmästar-style repulsion data): one atom moved along the bond
     toward a nearest neighbour until the pair is `compressed_distances` apart."""
-    atoms, params = _bulk(s, a)
+    atoms, params = _bulk(s, a, max_atoms=min(s.max_atoms, s.compressed_max_atoms))
     _jitter(atoms, s.jitter_stdev, rng)
     i = int(rng.integers(len(atoms)))
     d = atoms.get_distances(i, range(len(atoms)), mic=True, vector=True)

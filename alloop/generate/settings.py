@@ -66,6 +66,9 @@ class GeneratorSettings(BaseModel):
     dimer_distances: Range = Field((1.5, 4.5), json_schema_extra=unit("Å"), description="range of dimer bond lengths")
     compressed_distances: Range = Field((1.2, 2.0), json_schema_extra=unit("Å"),
                                         description="range of nearest-neighbour distances of compressed cells")
+    compressed_max_atoms: int = Field(
+        16, ge=2, description="largest compressed cell (at most max_atoms): its short pair has a high U, so it goes to DFT "
+                              "and stays small however large the other motifs are")
     min_distance: float = Field(0.8, gt=0, exclude=True, description="Å; in a campaign, set from min_distance")
 
     genome: GenomeSettings | None = Field(

@@ -74,7 +74,7 @@ class Routing:
     u0: float
     u1: float
     u2: float
-    route: str  # umlip | dft
+    route: str  # umlip | dft | none (DFT-bound but not labelled: status not_selected, with the reason)
     umlip_energy: float | None = None
     umlip_forces: np.ndarray | None = None
     umlip_backend: str | None = None
@@ -412,6 +412,8 @@ class Store:
                         {"id": r.configuration_id, "b": r.umlip_backend, "e": float(r.umlip_energy), "f": to_blob(r.umlip_forces), "t": now},
                     )
                     status = "labelled"
+                elif r.route == "none":
+                    status = "not_selected"
                 else:
                     c.execute(
                         text(
@@ -423,12 +425,13 @@ class Store:
                     status = "scored"
                 c.execute(
                     text("UPDATE configuration SET route=:r, status=:s, reason=COALESCE(:why, reason) WHERE id=:id"),
-                    {"r": r.route, "s": status, "why": r.reason, "id": r.configuration_id},
+                    {"r": None if r.route == "none" else r.route, "s": status, "why": r.reason, "id": r.configuration_id},
                 )
-            n_dft = sum(r.route == "dft" for r in routings)
+            n_dft, n_none = sum(r.route == "dft" for r in routings), sum(r.route == "none" for r in routings)
             self._event(
                 c, cid, idx, "info", "route",
-                f"scored {len(routings)} configurations: {len(routings) - n_dft} labelled by uMLIP, {n_dft} sent to DFT (U_c={u_c:g} eV/Å)",
+                f"scored {len(routings)} configurations: {len(routings) - n_dft - n_none} labelled by uMLIP, {n_dft} sent to DFT "
+                f"(U_c={u_c:g} eV/Å)" + (f", {n_none} DFT-bound but too large for selection.dft_max_atoms, not labelled" if n_none else ""),
             )
             self._set_stage(c, cid, idx, "label")
 
