@@ -111,10 +111,15 @@ class SelectionSettings(_Strict):
 
 
 class ConvergenceSettings(_Strict):
-    gamma_threshold: float = Field(1.1, gt=0, description="γ_lo: an atom above it is extrapolative")
-    target_share: float = Field(0.05, ge=0, le=1, description="converged when the share of candidates above γ_lo is below this")
-    patience: int = Field(1, ge=1, description="for this many consecutive iterations")
-    n_candidates: int = Field(40, ge=1, description="size of the fresh candidate batch graded after each fit")
+    """When the campaign stops: after each fit, the next iteration's exploration (MD with the new potential at the
+    next stage, its frames every sample_interval steps whatever their γ) and its fresh motifs are graded by γ; the
+    campaign has converged when the share above the trust window's lower edge (explore.gamma_lo; a frame past
+    gamma_halt and those its trajectory never reached count as above) stays below target_share."""
+
+    target_share: float = Field(0.05, ge=0, le=1, description="converged when the share of the sample above γ_lo is below this")
+    patience: int = Field(2, ge=1, description="for this many consecutive iterations")
+    min_sample: int = Field(100, ge=1, description="a sample smaller than this (MD frames plus motifs) never counts as "
+                                                   "converged: too few frames to tell a share")
 
 
 class GuardSettings(_Strict):

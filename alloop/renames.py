@@ -82,6 +82,11 @@ TABLE: tuple[Renamed | Retired, ...] = (
     Renamed("explore.min_distance", "min_distance"),
     # one cutoff: the potential's; generation keeps defects and vacuum gaps beyond it
     Renamed("generate.cutoff", "train.cutoff", "the generator keeps its cells a potential cutoff wide"),
+    # one γ threshold: the convergence sample is graded at the exploration window's lower edge
+    Renamed("convergence.gamma_threshold", "explore.gamma_lo",
+            "the convergence sample is graded at the trust window's lower edge", if_section_absent="drop"),
+    Renamed("convergence.n_candidates", "convergence.min_sample",
+            "the sample is the next exploration's MD frames and motifs, all graded; this is its least size"),
     # knobs that did nothing
     Retired("labels.dft.gpaw.mode", "GPAW runs in plane-wave mode ('pw'), its only mode in alloop", accepts=("pw",)),
     Retired("explore.seed", "each exploration draws from the campaign's seed (the candidate pool passes its own "

@@ -160,7 +160,7 @@ generate:
   counts: {{strained_bulk: 2, rattled_bulk: 2, vacancy: 0, interstitial: 0, surface: 0, dimer: 1, compressed: 0}}
 selection: {{budget: 10}}
 train: {{n_functions: 8, maxiter: 15, test_fraction: 0.0, final_maxiter: 0}}
-convergence: {{target_share: 0.0, n_candidates: 4}}
+convergence: {{target_share: 0.0, min_sample: 4}}
 cluster: {{n_workers: 1}}
 properties: {{teacher: false}}  # the potential's only: the teacher (SevenNet) would take minutes per campaign
 """

@@ -32,7 +32,7 @@ generate:
 min_distance: 1.0
 selection: {{budget: 100}}
 train: {{n_functions: 4, maxiter: 2, test_fraction: 0.0, final_maxiter: 0}}
-convergence: {{target_share: {target_share}, n_candidates: 1}}
+convergence: {{target_share: {target_share}, min_sample: 1}}
 cluster: {{n_workers: 1}}
 """
 

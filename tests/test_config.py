@@ -95,7 +95,7 @@ def test_campaign_file_changes_are_classified_by_what_they_would_contradict():
     after = before.model_copy(update={
         "max_iterations": 9,
         "uncertainty": before.uncertainty.model_copy(update={"u_c": 0.5}),
-        "convergence": before.convergence.model_copy(update={"patience": 2}),
+        "convergence": before.convergence.model_copy(update={"patience": 3}),
     })
     changes = {ch.field: ch for ch in config_changes(before.model_dump_json(), after)}
     assert set(changes) == {"max_iterations", "uncertainty.u_c", "convergence.patience"}

@@ -31,7 +31,7 @@ train:
   final_maxiter: 20
   test_fraction: 0.0
   test_sets: [{{path: {npz}, indices: "100-1025", every: 100, name: held-out}}]
-convergence: {{target_share: 0.0, n_candidates: 4}}
+convergence: {{target_share: 0.0, min_sample: 4}}
 properties: {{enabled: false}}
 cluster: {{n_workers: 1}}
 """

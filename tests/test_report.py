@@ -272,6 +272,7 @@ def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
         con.execute("DROP TABLE property_result")
         con.execute("DROP TABLE final_potential")
         con.execute("DROP TABLE file_fingerprint")
+        con.execute("DROP TABLE candidate_pool")
         con.execute("ALTER TABLE configuration DROP COLUMN source_json")
         con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")
         con.execute("PRAGMA user_version = 1")

@@ -48,7 +48,7 @@ generate:
   counts: {strained_bulk: 2, rattled_bulk: 2, vacancy: 0, interstitial: 0, surface: 0, dimer: 1, compressed: 0}
 selection: {budget: 5}
 train: {n_functions: 8, maxiter: 5, test_fraction: 0.0, final_maxiter: 0}
-convergence: {target_share: 0.0, n_candidates: 2}
+convergence: {target_share: 0.0, min_sample: 2}
 cluster: {n_workers: 1}
 properties: {properties: [lattice], teacher: false}  # reads the reference table the wheel ships
 """

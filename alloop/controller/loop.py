@@ -37,7 +37,7 @@ log = logging.getLogger("alloop")
 
 # Random streams: each (seed, iteration, purpose) has its own generator, so a resumed run regenerates
 # exactly the candidates the interrupted one had.
-STREAM_POOL, _STREAM_EVAL, _STREAM_SELECT, STREAM_CALIBRATION = 1, 2, 3, 5
+STREAM_POOL, _STREAM_SELECT, STREAM_CALIBRATION = 1, 3, 5
 # One predict task: at most this many configurations and atoms (about a minute for the slowest
 # offline member on one CPU core; the member batches inside the task for its device).
 _TASK_STRUCTURES, _TASK_ATOMS = 64, 2048
@@ -238,9 +238,18 @@ class Controller:
         return iteration_calibration(self.c.elements, self.c.generate, self.c.labels.energy_reference, idx, self.c.seed,
                                      STREAM_CALIBRATION)
 
+    def _iteration_pool(self, idx: int) -> CandidatePool:
+        """Iteration `idx`'s candidates: the pool the previous evaluation drew and stored (its MD ran once, with the
+        potential this iteration explores with), else drawn now (iteration 0, or a campaign begun before pools
+        were stored)."""
+        stored = self.store.candidate_pool(self.cid, idx)
+        if stored is not None:
+            return CandidatePool.from_json(stored)
+        return self._candidate_pool(idx, STREAM_POOL, sources=True)
+
     def generate(self, idx: int) -> None:
         t0 = time.time()
-        pool = self._candidate_pool(idx, STREAM_POOL, sources=True)
+        pool = self._iteration_pool(idx)
         ex = pool.exploration
         if ex is not None:
             msg = (f"exploration at {ex.temperature:g} K: {ex.window} MD frames in the trust window, {ex.above} above it "
@@ -702,34 +711,48 @@ class Controller:
 
     # ------------------------------------------------------------------ evaluate and converge
     def evaluate(self, idx: int) -> Outcome | None:
+        """Grade an unbiased sample with the new potential: the next iteration's exploration (MD at its stage, the
+        frames every sample_interval steps whatever their γ) and its fresh motifs. That pool is stored with the
+        verdict, and the next iteration labels from it: the MD runs once per iteration."""
+        from alloop.explore.settings import ExploreSettings
+
         pot = self.store.latest_potential(self.cid)
         assert pot is not None
         conv = self.c.convergence
-        pool = self._candidate_pool(idx, _STREAM_EVAL, n_max=conv.n_candidates).candidates
-        ok = [a for a, why in zip(pool, physical_or_reason(pool, self.c.selection.min_distance)) if why is None]
-        gmax = np.zeros(0)
+        threshold = (self.c.explore or ExploreSettings()).stage_of(idx + 1).gamma_lo
+        pool = self._candidate_pool(idx + 1, STREAM_POOL, sources=True)
+        motifs = pool.motifs()
+        ok = [a for a, why in zip(motifs, physical_or_reason(motifs, self.c.selection.min_distance)) if why is None]
+        g_motifs = np.zeros(0)
         if ok:
             fut = self.client.submit(tasks.gamma_task, pot["path"], pot["active_set"], [atoms_to_json(a) for a in ok], pure=False, key=f"gamma-{idx}-{time.time_ns()}")
-            gmax = self._result(idx, "evaluate", fut, "γ evaluation")
-        verdict = judge(gmax, [h["share_above"] for h in self.store.gamma_history(self.cid) if h["iteration_idx"] < idx], conv)
+            g_motifs = np.asarray(self._result(idx, "evaluate", fut, "γ evaluation"), dtype=float)
+        gmax = np.concatenate([pool.gamma_sample, g_motifs])
+        verdict = judge(gmax, [h["share_above"] for h in self.store.gamma_history(self.cid) if h["iteration_idx"] < idx], conv, threshold)
         share, stats, converged = verdict.share_above, verdict.stats, verdict.converged
         if not verdict.judged:
-            log.warning("iteration %d: no fresh candidates to grade (every motif count is 0 and exploration is off or "
-                        "found nothing): convergence cannot be judged, the campaign runs to max_iterations", idx)
+            log.warning("iteration %d: nothing to grade (every motif count is 0 and exploration is off or found nothing): "
+                        "convergence cannot be judged, the campaign runs to max_iterations", idx)
+        elif len(gmax) < conv.min_sample:
+            log.warning("iteration %d: the convergence sample has %d frames, fewer than convergence.min_sample = %d: it cannot "
+                        "count as converged (more explore starts or steps, or motifs, make it larger)", idx, len(gmax), conv.min_sample)
+        what = f"{len(pool.gamma_sample)} MD frames and {len(g_motifs)} motifs"
         last = idx + 1 >= self.c.max_iterations
         ending = None
         if converged:
-            ending = ("converged", f"converged after iteration {idx}: {share:.1%} of fresh candidates above γ={conv.gamma_threshold:g} "
+            ending = ("converged", f"converged after iteration {idx}: {share:.1%} of {what} above γ_lo = {threshold:g} "
                                    f"(< {conv.target_share:.1%} for {conv.patience} iteration(s))")
         elif last:
             ending = ("max_iterations", f"stopped at max_iterations={self.c.max_iterations} without convergence "
-                                        f"({share:.1%} above γ={conv.gamma_threshold:g})")
+                                        f"({share:.1%} of {what} above γ_lo = {threshold:g})")
         final = ending is not None and self.c.train.final_fit() is not None
         outcome = None if ending is None or final else Outcome(ending[0], f"{ending[1]}; potential: {pot['path']}", pot["path"])
-        self.store.save_gamma_eval(self.cid, idx, gmax, conv.gamma_threshold, stats, next_stage="final" if final else "done",
-                                   outcome=ending if final else None if outcome is None else (outcome.status, outcome.message))
-        log.info("iteration %d: %.1f%% of %d fresh candidates above γ = %g (target < %.1f%%); median γ %.2f, max %.2f",
-                 idx, 100 * share, len(gmax), conv.gamma_threshold, 100 * conv.target_share, stats["median"], stats["max"])
+        self.store.save_gamma_eval(self.cid, idx, gmax, threshold, stats, next_stage="final" if final else "done",
+                                   outcome=ending if final else None if outcome is None else (outcome.status, outcome.message),
+                                   next_pool=None if ending is not None else pool.to_json())
+        log.info("iteration %d: %.1f%% of %s above γ_lo = %g (target < %.1f%% for %d iteration(s), n ≥ %d); median γ %.2f, max %.2f%s",
+                 idx, 100 * share, what, threshold, 100 * conv.target_share, conv.patience, conv.min_sample, stats["median"], stats["max"],
+                 f", {stats['n_unreached']} frames past γ_halt" if stats.get("n_unreached") else "")
         return outcome
 
 

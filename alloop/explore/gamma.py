@@ -69,6 +69,9 @@ class ExploreResult:
     candidates: list[Atoms]
     gamma_max_all: np.ndarray  # max γ of every evaluated frame, trajectory after trajectory
     trajectories: list[TrajectorySummary]
+    # max γ of the frames every sample_interval steps, whatever their γ, a halted trajectory's frames never reached
+    # counted as +inf: the sample the convergence test grades (alloop.explore.convergence)
+    gamma_sample: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_above(self) -> int:
@@ -92,6 +95,14 @@ class TrajectoryRecorder:
     halted: bool = False
     n_rejected: int = 0
     n_above: int = 0
+    sampled: list[float] = field(default_factory=list)  # max γ at the steps divisible by sample_interval
+
+    def sample(self) -> list[float]:
+        """The evenly spaced frames' max γ; where γ_halt stopped the run, its unreached frames count as +inf."""
+        if not self.halted:
+            return list(self.sampled)
+        expected = self.settings.steps // self.settings.sample_interval + 1
+        return [*self.sampled, *[float("inf")] * max(expected - len(self.sampled), 1)]
 
     @property
     def start_kind(self) -> str:
@@ -102,6 +113,8 @@ class TrajectoryRecorder:
         only frames above gamma_lo). Returns True when the trajectory must stop."""
         self.steps_run = step
         self.gammas.append(float(gamma_max))
+        if step % self.settings.sample_interval == 0:
+            self.sampled.append(float(gamma_max))
         band = classify(gamma_max, self.settings)
         if band is Band.EXTRAPOLATION and frame is not None:
             self._keep(step, float(gamma_max), band, frame, gamma)
@@ -168,4 +181,5 @@ def collect(recorders: list[TrajectoryRecorder], max_candidates: int) -> Explore
         candidates=cap_candidates([r.candidates for r in recorders], max_candidates),
         gamma_max_all=np.array([g for r in recorders for g in r.gammas], dtype=float),
         trajectories=[r.summary() for r in recorders],
+        gamma_sample=np.array([g for r in recorders for g in r.sample()], dtype=float),
     )

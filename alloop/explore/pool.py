@@ -8,15 +8,18 @@ pool an interrupted one had.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from ase import Atoms
+from ase.io.jsonio import decode, encode
 
 from alloop.explore.settings import ExploreSettings
 from alloop.generate import GeneratorSettings, generate_candidates, source_candidates, starting_structures
+from alloop.structures import atoms_from_json, atoms_to_json
 from alloop.train.settings import FitSettings
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,34 @@ class ExplorationCounts:
 
 @dataclass(frozen=True)
 class CandidatePool:
-    """An iteration's candidates, with what the γ-driven MD that made some of them found (None where no MD ran)."""
+    """An iteration's candidates, with what the γ-driven MD that made some of them found (None where no MD ran)
+    and that MD's evenly spaced frames' max γ, whatever their γ (the convergence sample; empty without MD)."""
 
     candidates: list[Atoms]
     exploration: ExplorationCounts | None = None
+    gamma_sample: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def motifs(self) -> list[Atoms]:
+        """The candidates that are not MD frames: the generator's motifs and the sources' entries."""
+        return [a for a in self.candidates if a.info.get("source") != "md"]
+
+    def to_json(self) -> str:
+        """The pool as stored in the database when drawn, so a resume (on any machine) labels the same candidates."""
+        return json.dumps({"candidates": [[atoms_to_json(a), encode(a.info)] for a in self.candidates],
+                           "exploration": None if self.exploration is None else asdict(self.exploration),
+                           "gamma_sample": [None if not np.isfinite(g) else float(g) for g in self.gamma_sample]})
+
+    @classmethod
+    def from_json(cls, text: str) -> CandidatePool:
+        d = json.loads(text)
+        return cls([_with_info(atoms_from_json(a), decode(info)) for a, info in d["candidates"]],
+                   None if d["exploration"] is None else ExplorationCounts(**d["exploration"]),
+                   np.array([np.inf if g is None else g for g in d["gamma_sample"]], dtype=float))
+
+
+def _with_info(atoms: Atoms, info: dict) -> Atoms:
+    atoms.info.update(info)
+    return atoms
 
 
 def candidate_pool(
@@ -65,7 +92,7 @@ def candidate_pool(
         return np.random.default_rng([seed, iteration, stream + offset])
 
     pot, asi = potential if potential is not None else (None, None)
-    exploration = None
+    exploration, sample = None, np.zeros(0)
     pool = generate_candidates(elements, generate, rng(0), fit=fit, potential=pot, active_set=asi)
     if sources:
         pool = source_candidates(generate.sources, iteration) + pool
@@ -87,7 +114,8 @@ def candidate_pool(
         pool = list(res.candidates) + pool
         exploration = ExplorationCounts(len(res.candidates), res.n_above, res.n_halted, len(res.trajectories),
                                         stage.temperature, stage.steps)
+        sample = res.gamma_sample
     if n_max is not None and len(pool) > n_max:
         keep = rng(30).choice(len(pool), size=n_max, replace=False)
         pool = [pool[i] for i in sorted(keep)]
-    return CandidatePool(pool, exploration)
+    return CandidatePool(pool, exploration, sample)

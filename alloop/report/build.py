@@ -129,7 +129,8 @@ def _summary_section(page: Page, s: dict[str, Any], config: dict[str, Any]) -> N
         ("U variant, U_c", f"U^({unc.get('variant')}), U_c = {unc.get('u_c')} eV/Å", "u_c"),
         ("DFT backend", (dft.get("dft") or {}).get("backend"), None),
         ("selection budget per iteration", sel.get("budget"), None),
-        ("γ threshold, target share, patience", f"{conv.get('gamma_threshold')}, {fmt(conv.get('target_share'), 'pct')}, {conv.get('patience')}", None),
+        ("γ_lo, target share, patience, least sample", f"{(config.get('explore') or {}).get('gamma_lo', 1.1)}, "
+         f"{fmt(conv.get('target_share'), 'pct')}, {conv.get('patience')}, {conv.get('min_sample')}", None),
     ]
     page.subsection("Settings")
     page.kv(settings)

@@ -555,14 +555,18 @@ class Store:
 
     def save_gamma_eval(
         self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str,
-        outcome: tuple[str, str] | None = None,
+        outcome: tuple[str, str] | None = None, next_pool: str | None = None,
     ) -> None:
         """Store the γ evaluation and move the iteration on; with `outcome` (status, message) the campaign
         ends in the same transaction, so a kill can never leave a finished campaign looking unfinished. With
         next_stage 'final' the outcome is kept with the pending final fit instead, and the campaign ends when
-        that fit is stored (finish_final)."""
+        that fit is stored (finish_final). `next_pool`: the next iteration's candidate pool (JSON), drawn for the
+        evaluation, which that iteration labels from (candidate_pool)."""
         share = float(np.mean(gamma_max > threshold)) if len(gamma_max) else 0.0
         with self._tx() as c:
+            if next_pool is not None:
+                c.execute(text("INSERT OR REPLACE INTO candidate_pool (campaign_id, iteration_idx, pool_json, created_at) "
+                               "VALUES (:c, :i, :p, :t)"), {"c": cid, "i": idx + 1, "p": next_pool, "t": time.time()})
             if outcome is not None and next_stage == "final":
                 c.execute(text("INSERT OR REPLACE INTO final_potential (campaign_id, iteration_idx, outcome, message, created_at) "
                                "VALUES (:c, :i, :o, :m, :t)"), {"c": cid, "i": idx, "o": outcome[0], "m": outcome[1], "t": time.time()})
@@ -575,8 +579,17 @@ class Store:
                 ),
                 {"c": cid, "i": idx, "n": len(gamma_max), "th": threshold, "sh": share, "g": to_blob(gamma_max), "s": json.dumps(stats), "t": time.time()},
             )
-            self._event(c, cid, idx, "info", "gamma", f"{share:.1%} of {len(gamma_max)} fresh candidates have max γ > {threshold:g}")
+            self._event(c, cid, idx, "info", "gamma", f"{share:.1%} of {len(gamma_max)} sampled frames and motifs have max γ > {threshold:g}")
             self._set_stage(c, cid, idx, next_stage)
+
+    def candidate_pool(self, cid: int, idx: int) -> str | None:
+        """Iteration `idx`'s candidate pool as the previous evaluation drew it (JSON), or None (iteration 0, or a
+        campaign that began before pools were stored)."""
+        if self.schema_version < 10:
+            return None
+        with self.engine.connect() as c:
+            return c.execute(text("SELECT pool_json FROM candidate_pool WHERE campaign_id=:c AND iteration_idx=:i"),
+                             {"c": cid, "i": idx}).scalar()
 
     def final_potential(self, cid: int) -> dict[str, Any] | None:
         """The campaign's final fit: iteration_idx, outcome, message and, once fitted, path, active_set, n_train and
