@@ -126,15 +126,16 @@ def test_the_report_of_the_tiny_campaign(tiny_reference, tmp_path):
 
 
 # A stop in every stage, in the order the campaign reaches them; "wait" lets the stage get under way (DFT
-# running, MD exploring). The fit of iteration 0 is left alone: iteration 1 explores with it, and a refit
-# need not reproduce it to the last bit, so the candidates would differ from the undisturbed run's.
+# running, MD exploring). The fit of iteration 0 is left alone: iteration 0's evaluate explores with it (the
+# MD that grades convergence is iteration 1's exploration, stored for its generate), and a refit need not
+# reproduce it to the last bit, so the candidates would differ from the undisturbed run's.
 STAGE_ORDER = ("generate", "score", "label", "train", "evaluate", "done")
 STOP_POINTS = [  # (iteration, stage, wait s)
     (0, "generate", 0.0),
     (0, "score", 0.0),
     (0, "label", 1.0),
-    (0, "evaluate", 0.0),
-    (1, "generate", 0.0),  # γ-driven MD with iteration 0's potential, a few seconds
+    (0, "evaluate", 0.5),  # γ-driven MD with iteration 0's potential, a few seconds
+    (1, "generate", 0.0),
     (1, "score", 0.0),
     (1, "label", 1.0),
     (1, "train", 2.0),
@@ -179,10 +180,10 @@ def test_sigterm_in_every_stage_exits_0_within_10_s_and_the_resumed_campaign_is_
             done.kills.append(Kill(at, "SIGTERM", t - started, s, doing, code, time.monotonic() - t))
         done.assert_clean_stops()
         stops = [(k.stage[:2] if k.stage else None, k.exit_code, k.exit_s) for k in done.kills]
-        # every stage, an exploring generate and DFT on Dask among them, took a stop
+        # every stage, the exploring evaluate and DFT on Dask among them, took a stop
         stopped_in = {st for st, _, _ in stops if st is not None}
         assert {st for _, st in stopped_in} == set(STAGE_ORDER) - {"done"}, stopped_in
-        assert (1, "generate") in stopped_in and (0, "label") in stopped_in, stopped_in
+        assert (0, "evaluate") in stopped_in and (0, "label") in stopped_in, stopped_in
         assert "stopped on request" in output.read_text()
         run_to_end(campaign)
         _assert_same_campaign(db, exploring_reference.parent / "run" / "alloop.db")
