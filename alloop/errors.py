@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class AlloopError(Exception):
     """Base class: anything alloop raises on purpose."""
@@ -65,3 +67,29 @@ class DirectoryBusyError(AlloopError):
         self.path = path
         self.holder_pid = holder_pid
         super().__init__(f"{path} is in use by another process (pid {holder_pid}, or a thread of it)")
+
+
+class DiskFullError(AlloopError):
+    """A file system alloop writes to is full, over quota or read-only: the campaign stops with nothing of the step
+    committed, and `alloop run` resumes once there is space."""
+
+
+#: what a full, over-quota or read-only file system looks like: as an OSError, or in the words a subprocess printed
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_DISK_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "database or disk is full")
+
+
+def disk_problem(exc: BaseException) -> str | None:
+    """The file-system failure behind `exc` (itself, its cause, or the message of a subprocess it carries), or None."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain of causes, never a cycle
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in _DISK_ERRNOS:
+            return f"{seen.strerror}: {seen.filename}" if seen.filename else str(seen.strerror)
+        text = str(getattr(seen, "reason", "") or seen)
+        word = next((w for w in _DISK_WORDS if w in text), None)
+        if word is not None:
+            return word
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -32,7 +32,7 @@ from alloop.cluster.batch import (
 )
 from alloop.errors import ConfigError, LabelError, StateError
 from alloop.label import GPAWSettings, VaspSettings, compute_label
-from alloop.label.batch import JOB_OUTPUT, collect_job, job_name, job_started, prepare_job
+from alloop.label.batch import JOB_OUTPUT, attempt_number, collect_job, job_name, job_started, prepare_job
 from tests.slurm_cluster import SlurmCluster
 from tests.test_label_vasp import FIXTURES, first_image
 
@@ -297,6 +297,30 @@ def test_a_job_killed_at_its_time_limit_gets_more_time(tmp_path: Path) -> None:
     (correction,) = json.loads((wd / "corrections.json").read_text())
     assert correction["handler"] == "gpaw-walltime" and correction["changes"] == {"walltime_s": [1800.0, 3600.0]}
     assert "--time=01:05:00" in prepare_job(gpaw, w_bcc(), wd, batch, attempt=1).read_text()
+
+
+def test_the_callers_record_of_corrections_decides_not_the_work_directory(tmp_path: Path) -> None:
+    """A campaign keeps the corrections in its database: with corrections.json deleted, or cut short by a full
+    disk, the next attempt still runs with the corrected settings, and a damaged result.json reads as absent."""
+    batch = BatchSettings(walltime="00:30:00")
+    gpaw = W_TINY.model_copy(update={"walltime_s": 1800.0})
+    wd = tmp_path / "job"
+    prepare_job(gpaw, w_bcc(), wd, batch)
+    (wd / JOB_OUTPUT).write_text("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 "
+                                 "DUE TO TIME LIMIT ***\n")
+    corrections: list[dict] = []
+    assert collect_job(gpaw, wd, corrections) is None
+    assert [c["handler"] for c in corrections] == ["gpaw-walltime"]
+    for damage in ("deleted", "truncated"):
+        if damage == "deleted":
+            (wd / "corrections.json").unlink()
+        else:
+            (wd / "corrections.json").write_text('[{"handler": "gpaw-wall')
+        assert "--time=01:05:00" in prepare_job(gpaw, w_bcc(), wd, batch, attempt_number(0, len(corrections)),
+                                                corrections).read_text()
+    (wd / "result.json").write_text('{"energy": -1.0, "forc')
+    with pytest.raises(LabelError, match="never started"):  # read from the outputs, of which there are none yet
+        collect_job(gpaw, wd, corrections)
 
 
 def test_a_job_that_never_started_says_so(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from alloop.cluster.settings import JobqueueCluster, LocalCluster, cluster_setti
 from alloop.config import Campaign, config_changes, load_campaign, load_campaign_with_notes
 from alloop.errors import ConfigError
 from alloop.label import GPAWSettings
-from alloop.schema import explain, keys_of, settings_models
+from alloop.schema import keys_of, settings_models
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

@@ -28,7 +28,7 @@ def store(tmp_path):
 
 def test_schema_is_migrated_and_reopening_keeps_data(tmp_path):
     s = Store.open(tmp_path / "c.db")
-    assert s.schema_version == 10  # db/0010_candidate_pool.sql
+    assert s.schema_version == 11  # db/0011_dft_corrections.sql
     cid = s.open_campaign("w", "{}")
     s.close()
     s2 = Store.open(tmp_path / "c.db")

@@ -276,6 +276,19 @@ def test_interrupted_fit_is_cleaned_and_redone(w_npz, tmp_path, fake_pacemaker):
     load_ace(result.potential_yaml, result.active_set)  # a real potential, not the debris
 
 
+@pytest.mark.parametrize("damaged", ["member_0/output_potential.yaml", "member_0/output_potential.asi"])
+def test_a_completed_fit_whose_potential_or_active_set_was_cut_short_is_refitted(w_npz, tmp_path, fake_pacemaker, damaged):
+    workdir = tmp_path / "fit"
+    frame, settings = w_frame(w_npz, BULK_54), FitSettings(test_fraction=0)
+    first = fit_ace(frame, settings, workdir, ["W"])
+    path = workdir / damaged
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # what a full disk or a partial copy leaves
+    assert load_fit(workdir) is None  # a campaign's resume refits rather than load it
+    again = fit_ace(frame, settings, workdir, ["W"])
+    assert not again.reused and again.potential_yaml == first.potential_yaml
+    load_ace(again.potential_yaml, again.active_set)
+
+
 @pytest.mark.parametrize(
     "mode, reason",
     [

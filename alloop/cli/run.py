@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alloop.errors import AlloopError, CampaignChangedError, ConfigError
+from alloop.errors import AlloopError, CampaignChangedError, ConfigError, disk_problem
 
 EXIT = {"converged": 0, "max_iterations": 0, "stopped": 0, "failed": 1}
 
@@ -95,7 +95,12 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(Path(campaign.workdir), args.quiet)
+    try:
+        setup_logging(Path(campaign.workdir), args.quiet)
+    except OSError as exc:
+        print(f"error: cannot write the campaign's log in {campaign.workdir} ({disk_problem(exc) or exc}): `alloop run` "
+              "needs a writable work directory with free space", file=sys.stderr)
+        return 1
     log = logging.getLogger("alloop")
     if stop.is_set():
         return _stopped_before_start(campaign)
@@ -116,6 +121,15 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     except AlloopError as exc:
         log.error("%s", exc)
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the controller's own writes (its log, a report, a work directory) on a full disk
+        problem = disk_problem(exc)
+        if problem is None:
+            raise
+        msg = (f"{problem}; the step under way was not committed. Free space on the file system of {campaign.workdir} "
+               "(or make it writable), then run `alloop run` again: the campaign resumes where it stopped")
+        log.error("%s", msg)
+        print(f"error: {msg}", file=sys.stderr)
         return 1
     finally:
         store.close()

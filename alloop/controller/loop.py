@@ -25,7 +25,7 @@ from alloop.cluster import revive_workers
 from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
 from alloop.ensemble.placement import size_batches
-from alloop.errors import AlloopError, CampaignChangedError
+from alloop.errors import AlloopError, CampaignChangedError, DiskFullError, disk_problem
 from alloop.explore.convergence import judge
 from alloop.explore.pool import CandidatePool
 from alloop.generate.calibration import KIND as KIND_CALIBRATION
@@ -228,7 +228,12 @@ class Controller:
         the iteration with its reason."""
         try:
             return _only_result([fut], self._stop, what, self._deaths)
-        except AlloopError as exc:
+        except Exception as exc:
+            disk = disk_problem(exc)
+            if disk is not None:  # not the task's fault: the campaign stops and resumes as it is, not failed
+                raise DiskFullError(_disk_full_message(f"the {what}", disk, self.workdir)) from exc
+            if not isinstance(exc, AlloopError):
+                raise
             self._fail(idx, stage, f"iteration {idx}: {what} failed: {exc}", exc)
 
     def _calibration(self, idx: int) -> list[Atoms]:
@@ -482,6 +487,8 @@ class Controller:
                 elif res["ok"]:
                     self.store.complete_dft_job(job.id, res["backend"], res["energy"], res["forces"], res["stress"], res["meta"])
                     log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], res["energy"])
+                elif res.get("disk_full"):
+                    raise DiskFullError(_disk_full_message(f"DFT calculation {job.hash[:10]}", res["reason"], job.workdir))
                 else:
                     self._record_failure(job, res["reason"], res.get("retryable", True))
             self._check_stop()
@@ -509,7 +516,7 @@ class Controller:
             for job in jobs:
                 self._check_stop()
                 wd = Path(job.workdir)
-                attempt = attempt_number(wd, job.attempts)
+                attempt = attempt_number(job.attempts, len(job.corrections))
                 name = job_name(wd, attempt)
                 if job.job_ref is not None and states.get(job.job_ref) is not None and states[job.job_ref].active:
                     continue
@@ -519,7 +526,7 @@ class Controller:
                         self.store.mark_job_running(job.id, found)
                         continue
                     if not (wd / "result.json").is_file() and not job_started(wd):
-                        script = prepare_job(dft, atoms_from_json(job.atoms_json), wd, batch, attempt)
+                        script = prepare_job(dft, atoms_from_json(job.atoms_json), wd, batch, attempt, job.corrections)
                         ref = scheduler.submit(script, wd, name)
                         self.store.mark_job_running(job.id, ref)
                         log.info("  DFT %s submitted as job %s", job.hash[:10], ref)
@@ -531,18 +538,19 @@ class Controller:
         from alloop.errors import LabelError
 
         dft = self.c.labels.dft
+        corrections = job.corrections  # the database's list: a lost or damaged corrections.json changes nothing
         try:
-            result = collect_job(dft, wd)
+            result = collect_job(dft, wd, corrections)
         except LabelError as err:
             if err.retryable and job.attempts + 1 < dft.max_attempts:
                 # resubmit as it is (cancelled, or died before the code ran): fresh inputs first, so a crash
                 # right after leaves a work directory that reads as "never started"
-                prepare_job(dft, atoms_from_json(job.atoms_json), wd, dft.batch, attempt + 100)
+                prepare_job(dft, atoms_from_json(job.atoms_json), wd, dft.batch, attempt + 100, corrections)
             self._record_failure(job, err.reason, err.retryable)
             return
         if result is None:
-            log.info("  DFT %s corrected (%s); resubmitting", job.hash[:10], wd / "corrections.json")
-            self.store.release_job(job.id)
+            log.info("  DFT %s corrected (%s); resubmitting", job.hash[:10], corrections[-1]["handler"])
+            self.store.release_job(job.id, corrections)
             return
         self.store.complete_dft_job(job.id, result.source, result.energy, result.forces, result.stress, result.meta)
         log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], result.energy)
@@ -598,13 +606,29 @@ class Controller:
         log.info("iteration %d: potential %s (%s; energies on the scale of %s)", idx, res["potential"], _fmt_metrics(res["metrics"]), reference.energy_scale)
         self._properties(idx, res["potential"])
 
+    def _intact_potential(self, idx: int) -> dict[str, Any]:
+        """Iteration `idx`'s potential as stored; refitted first when its files are gone or no longer what the fit
+        wrote (a full disk, a copy cut short): the fit is redone from the database's labels, not loaded half."""
+        from alloop.train import load_fit
+
+        pot = self.store.latest_potential(self.cid)
+        assert pot is not None and pot["iteration_idx"] == idx
+        if load_fit(Path(pot["path"]).parents[1]) is None:
+            msg = f"iteration {idx}: the potential {pot['path']} or its active set is missing or damaged: refitting"
+            log.warning("%s", msg)
+            self.store.log_event(self.cid, idx, "warning", "train", msg)
+            self.train(idx)
+            pot = self.store.latest_potential(self.cid)
+            assert pot is not None
+        return pot
+
     def final(self, idx: int) -> Outcome:
         """The campaign's final potential: the last iteration's, fitted on for train.final_maxiter more optimizer
         iterations on the same training data; stored, and the campaign ended with the outcome its last γ
         evaluation reached, in one transaction."""
         pending = self.store.final_potential(self.cid)
-        pot = self.store.latest_potential(self.cid)
-        assert pending is not None and pot is not None
+        pot = self._intact_potential(idx)
+        assert pending is not None
         settings = self.c.train.final_fit()
         if settings is None:  # final_maxiter set to 0 while the final fit was pending: the last potential is the result
             path, active_set, n_train, metrics = pot["path"], pot["active_set"], pot["n_train"], json.loads(pot["metrics_json"])
@@ -716,8 +740,7 @@ class Controller:
         verdict, and the next iteration labels from it: the MD runs once per iteration."""
         from alloop.explore.settings import ExploreSettings
 
-        pot = self.store.latest_potential(self.cid)
-        assert pot is not None
+        pot = self._intact_potential(idx)
         conv = self.c.convergence
         threshold = (self.c.explore or ExploreSettings()).stage_of(idx + 1).gamma_lo
         pool = self._candidate_pool(idx + 1, STREAM_POOL, sources=True)
@@ -777,6 +800,11 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
     if m.get("warm_start"):
         parts.append("warm start")
     return ", ".join(parts)
+
+
+def _disk_full_message(what: str, problem: str, where: object) -> str:
+    return (f"{what} could not write its results ({problem}); nothing of it was committed. Free space on the file "
+            f"system of {where} (`df -h {where}`), then run `alloop run` again: the campaign resumes where it stopped")
 
 
 # how long a wait without any finished task goes before the local cluster is checked for lost workers

@@ -48,15 +48,18 @@ def predict_task(member: Any, items: list[tuple[int, str]]) -> list[tuple[int, f
 
 def dft_task(dft_settings: Any, atoms_json: str, workdir: str) -> dict[str, Any]:
     """One DFT labelling calculation with error handlers; never raises (failures come back as data)."""
-    from alloop.errors import AlloopError
+    from alloop.errors import AlloopError, disk_problem
     from alloop.label import compute_label
 
     try:
         with exclusive_dir(workdir):
             result = compute_label(dft_settings, atoms_from_json(atoms_json), Path(workdir))
-    except AlloopError as exc:
-        return {"ok": False, "reason": str(getattr(exc, "reason", exc)), "retryable": bool(getattr(exc, "retryable", True))}
     except Exception as exc:
+        disk = disk_problem(exc)
+        if disk is not None:  # not the calculation's failure: it is not counted against it
+            return {"ok": False, "disk_full": disk, "reason": f"{workdir}: {disk}", "retryable": True}
+        if isinstance(exc, AlloopError):
+            return {"ok": False, "reason": str(getattr(exc, "reason", exc)), "retryable": bool(getattr(exc, "retryable", True))}
         return {"ok": False, "reason": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}", "retryable": True}
     return {
         "ok": True,

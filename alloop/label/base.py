@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pydantic import BaseModel
 from alloop.atomic import write_json_atomic
 from alloop.errors import LabelError
 from alloop.structures import atoms_from_json, atoms_to_json, config_hash, validate_atoms
+
+log = logging.getLogger(__name__)
 
 Source = Literal["gpaw", "vasp", "replay", "umlip"]
 FailureKind = Literal["scf", "walltime", "crash", "unfinished", "nan", "parse", "mismatch", "missing"]
@@ -91,10 +94,30 @@ class LabelResult:
 
 
 def load_result(workdir: Path) -> LabelResult | None:
+    """The finished result in `workdir`, or None: also for a damaged result.json (a full disk, a copy cut
+    short), whose calculation is then read from its outputs or run again."""
     path = Path(workdir) / RESULT_FILE
     if not path.is_file():
         return None
-    return LabelResult.from_dict(json.loads(path.read_text()))
+    try:
+        return LabelResult.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable %s (%s): the calculation is read from its outputs or run again", path, exc)
+        return None
+
+
+def load_corrections(workdir: Path) -> list[dict[str, Any]]:
+    """The corrections recorded in this work directory (corrections.json), oldest first; [] for none or for a
+    damaged file (the work directory's record only: a campaign keeps its own in the database)."""
+    path = Path(workdir) / CORRECTIONS_FILE
+    if not path.is_file():
+        return []
+    try:
+        corrections = json.loads(path.read_text())
+    except ValueError as exc:
+        log.warning("ignoring unreadable %s (%s): the calculation starts from its original settings", path, exc)
+        return []
+    return corrections if isinstance(corrections, list) else []
 
 
 def load_atoms(workdir: Path) -> Atoms:
@@ -168,10 +191,9 @@ class DFTBackend(ABC):
         result.meta.setdefault("config_hash", config_hash(atoms))
         result.meta.setdefault("n_atoms", len(atoms))
         result.meta.setdefault("settings_hash", settings_hash(self.name, self.settings))
-        corrections = workdir / CORRECTIONS_FILE
-        if corrections.is_file():
-            result.meta["corrections"] = [{k: v for k, v in c.items() if k != "settings"}
-                                          for c in json.loads(corrections.read_text())]
+        corrections = load_corrections(workdir)
+        if corrections:
+            result.meta["corrections"] = [{k: v for k, v in c.items() if k != "settings"} for c in corrections]
         return result
 
     @abstractmethod

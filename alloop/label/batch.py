@@ -1,10 +1,12 @@
 """DFT labelling as batch jobs: the step-wise form of `run_with_handlers`, for a caller that submits a
 job, polls the scheduler and may restart in between (the controller keeps the job id in its database).
 
-    script = prepare_job(dft, atoms, workdir, batch, attempt=n)   # inputs + workdir/job.sh
+    n = attempt_number(failed_attempts, len(corrections))
+    script = prepare_job(dft, atoms, workdir, batch, attempt=n, corrections=corrections)  # inputs + job.sh
     job_id = scheduler.submit(script, workdir, job_name(workdir, n))
     ... scheduler.states([job_id]) until the job is no longer active ...
-    result = collect_job(dft, workdir)      # LabelResult, or None: corrected, prepare and submit again
+    result = collect_job(dft, workdir, corrections)  # LabelResult, or None: corrected (appended to
+                                                     # `corrections`), prepare and submit again
 
 The job runs `python -m alloop.label.execute <workdir>` (alloop.label.execute), i.e. only the code;
 `collect_job` reads and checks the outputs where the job was submitted from, with the same diagnosis
@@ -18,6 +20,10 @@ time limit anyway is recognised from its output file (job.out) and handled as a 
 After a crash between submit and recording the job id, the caller can tell what happened from the
 work directory: `find(job_name(...))` names a job still queued or running; otherwise `job_started`
 says whether the job of the current attempt ran (then collect it) or never started (submit it).
+
+`corrections` is the caller's record of the corrections so far (the controller keeps it in its database, so the
+attempt number and the next attempt's settings never depend on a file); without one, the work directory's
+corrections.json stands in, for use outside a campaign.
 """
 
 from __future__ import annotations
@@ -63,12 +69,10 @@ def job_name(workdir: Path, attempt: int) -> str:
     return f"al{digest}-{attempt}"
 
 
-def attempt_number(workdir: Path, failed_attempts: int) -> int:
-    """One number per (failed attempts, corrections applied in `workdir`): the same after a restart, new for each
-    retry and each custodian-style correction; job_name's `attempt`."""
-    from alloop.label.handlers import load_corrections
-
-    return 100 * failed_attempts + len(load_corrections(workdir))
+def attempt_number(failed_attempts: int, n_corrections: int) -> int:
+    """One number per (failed attempts, corrections applied): the same after a restart, new for each retry and
+    each custodian-style correction; job_name's `attempt`."""
+    return 100 * failed_attempts + n_corrections
 
 
 def job_started(workdir: Path) -> bool:
@@ -90,14 +94,15 @@ def job_walltime(settings: BaseModel, batch: BatchSettings) -> str:
     return format_walltime(limit + GRACE_S)
 
 
-def prepare_job(dft: Any, atoms: Atoms, workdir: Path, batch: BatchSettings, attempt: int = 0) -> Path:
+def prepare_job(dft: Any, atoms: Atoms, workdir: Path, batch: BatchSettings, attempt: int = 0,
+                corrections: list[dict[str, Any]] | None = None) -> Path:
     """Write the inputs (with the settings of the last correction, if any) and the job script
     workdir/job.sh; returns the script's path. `attempt` only names the job in the script: pass the
     same `job_name(workdir, attempt)` to `submit`."""
     workdir = Path(workdir).resolve()
     if load_result(workdir) is not None:
         raise StateError(f"{workdir} already holds a finished result: collect_job returns it, no job needed")
-    backend = resume(backend_for(dft), load_corrections(workdir))
+    backend = resume(backend_for(dft), load_corrections(workdir) if corrections is None else corrections)
     backend.prepare(atoms, workdir)
     (workdir / JOB_OUTPUT).unlink(missing_ok=True)
     launcher = batch.launcher()
@@ -111,11 +116,13 @@ def prepare_job(dft: Any, atoms: Atoms, workdir: Path, batch: BatchSettings, att
     return script
 
 
-def collect_job(dft: Any, workdir: Path, max_corrections: int = 3) -> LabelResult | None:
+def collect_job(dft: Any, workdir: Path, corrections: list[dict[str, Any]] | None = None,
+                max_corrections: int = 3) -> LabelResult | None:
     """Read a job's outputs once it left the queue (never while it is pending or running).
 
     Returns the result (also when result.json was already written), or None after a correction was
-    recorded (the failed attempt is archived under attempts/; prepare and submit again). Raises a
+    recorded (appended to `corrections` and written to corrections.json; the failed attempt is archived under
+    attempts/; prepare and submit again). Raises a
     LabelError as `run_with_handlers` would: non-retryable (budget spent, nothing left to correct, or a
     failure no code can fix) → quarantine; retryable but unknown to every handler (the job was
     cancelled, or died before running the code) → the caller may resubmit it as it is, within its own
@@ -125,7 +132,8 @@ def collect_job(dft: Any, workdir: Path, max_corrections: int = 3) -> LabelResul
     done = load_result(workdir)
     if done is not None:
         return done
-    corrections = load_corrections(workdir)
+    if corrections is None:
+        corrections = load_corrections(workdir)
     backend = resume(backend_for(dft), corrections)
     try:
         return backend.finalize(workdir)

@@ -7,7 +7,6 @@ alloop.label.batch takes the same steps (load_corrections → resume → correct
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable, Sequence
@@ -20,7 +19,7 @@ from pydantic import BaseModel
 
 from alloop.atomic import write_json_atomic
 from alloop.errors import LabelError
-from alloop.label.base import ATTEMPTS_DIR, CORRECTIONS_FILE, DFTBackend, LabelFailure, LabelResult
+from alloop.label.base import ATTEMPTS_DIR, CORRECTIONS_FILE, DFTBackend, LabelFailure, LabelResult, load_corrections
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +84,6 @@ def run_with_handlers(
             return backend.compute(atoms, workdir)
         except LabelError as err:
             backend = correct_failure(backend, workdir, err, corrections, max_corrections, handlers)
-
-
-def load_corrections(workdir: Path) -> list[dict[str, Any]]:
-    """The corrections applied so far in this work directory (corrections.json), oldest first."""
-    path = Path(workdir) / CORRECTIONS_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def resume(backend: DFTBackend, corrections: list[dict[str, Any]]) -> DFTBackend:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -92,6 +93,11 @@ class DFTJob:
     attempts: int
     workdir: str
     job_ref: str | None = None  # the batch system's job id, when the calculation runs as its own batch job
+    corrections_json: str = "[]"  # the corrections applied so far (alloop.label.handlers), oldest first
+
+    @property
+    def corrections(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.corrections_json))
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,12 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        folder = self.path.resolve().parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            raise StateError(
+                f"the campaign database {self.path} cannot be written: its folder {folder} is read-only (a read-only "
+                "file system or mount, or its permissions). `alloop run` writes every step there: make it writable or "
+                "point `workdir` elsewhere; `alloop status` and `alloop report` read it as it is")
         self.engine = make_engine(self.path)
         try:
             self.schema_version = migrate(self.engine)
@@ -438,7 +450,8 @@ class Store:
     # ---------------------------------------------------------------- DFT jobs
     def dft_jobs(self, cid: int, idx: int | None = None, statuses: Sequence[str] = ("queued", "running")) -> list[DFTJob]:
         q = (
-            "SELECT j.id, j.configuration_id, c.hash, c.atoms_json, j.status, j.attempts, j.workdir, j.job_id FROM dft_job j "
+            "SELECT j.id, j.configuration_id, c.hash, c.atoms_json, j.status, j.attempts, j.workdir, j.job_id, j.corrections_json "
+            "FROM dft_job j "
             "JOIN configuration c ON c.id=j.configuration_id WHERE c.campaign_id=:c"
             f" AND j.status IN ({','.join(repr(s) for s in statuses)})"
         )
@@ -455,13 +468,14 @@ class Store:
                 {"ref": job_ref, "t": time.time(), "id": job_id},
             )
 
-    def release_job(self, job_id: int) -> None:
+    def release_job(self, job_id: int, corrections: list[dict[str, Any]] | None = None) -> None:
         """Forget the batch job id so the calculation is submitted again (after a correction, or when the
-        scheduler lost the job before it ran)."""
+        scheduler lost the job before it ran); `corrections`, the list after a correction, is kept with it."""
         with self._tx() as c:
             c.execute(
-                text("UPDATE dft_job SET status='queued', job_id=NULL, updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
-                {"t": time.time(), "id": job_id},
+                text("UPDATE dft_job SET status='queued', job_id=NULL, corrections_json=COALESCE(:k, corrections_json), "
+                     "updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
+                {"t": time.time(), "id": job_id, "k": None if corrections is None else json.dumps(corrections)},
             )
 
     def complete_dft_job(self, job_id: int, backend: str, energy: float, forces: np.ndarray, stress: np.ndarray | None, meta: dict[str, Any]) -> bool:
@@ -786,7 +800,10 @@ class Store:
         store.path = p
         store.readonly = True
         store.schema_version = 0
-        store.engine = create_engine(f"sqlite:///file:{p.resolve()}?mode=ro&uri=true", future=True)
+        # on a read-only file system no writer can exist, and a WAL database cannot make its shared-memory file
+        # there: SQLite reads it as immutable
+        flags = "mode=ro" if os.access(p.resolve().parent, os.W_OK) else "mode=ro&immutable=1"
+        store.engine = create_engine(f"sqlite:///file:{p.resolve()}?{flags}&uri=true", future=True)
 
         @sa_event.listens_for(store.engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: object) -> None:

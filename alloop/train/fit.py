@@ -33,6 +33,7 @@ import yaml
 
 from alloop.atomic import fsync_paths, write_json_atomic
 from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
+from alloop.fingerprints import content_hash
 from alloop.locks import exclusive_dir
 from alloop.process import run_child, signal_name, tail_lines
 from alloop.structures import config_hash, validate_atoms
@@ -90,7 +91,11 @@ class FitResult:
             "wall_time_s": self.wall_time_s,
             "reference_energy": self.reference_energy,
             "basis_signature": self.basis_signature,
+            "sha256": {rel(p): _sha256(p) for p in self._files()},
         }
+
+    def _files(self) -> list[Path]:
+        return list(dict.fromkeys([self.potential_yaml, self.active_set, *self.committee]))
 
     @classmethod
     def _from_json(cls, workdir: Path, d: dict[str, Any]) -> FitResult:
@@ -588,11 +593,21 @@ def _completed(workdir: Path, fingerprint: str | None) -> FitResult | None:
     if fingerprint is not None and d.get("fingerprint") != fingerprint:
         log.warning("%s holds a fit of other data or settings: refitting", workdir)
         return None
-    files = [result.potential_yaml, result.active_set, *result.committee]
+    files = result._files()
     if not all(p.is_file() and p.stat().st_size > 0 for p in files):
         log.warning("%s is marked complete but output files are missing: refitting", workdir)
         return None
+    # a potential or active set cut short (a full disk, a partial copy) is refitted, not loaded
+    damaged = [p.name for p in files if str(p.relative_to(workdir)) in d.get("sha256", {})
+               and _sha256(p) != d["sha256"][str(p.relative_to(workdir))]]
+    if damaged:
+        log.warning("%s is marked complete but %s changed since the fit wrote it: refitting", workdir, ", ".join(damaged))
+        return None
     return result
+
+
+def _sha256(path: Path) -> str:
+    return content_hash(path, path.stat().st_size)
 
 
 def _clean(workdir: Path) -> None:
