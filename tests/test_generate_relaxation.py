@@ -62,3 +62,19 @@ def test_a_relaxation_is_the_same_on_a_rerun_and_a_failing_model_rejects_with_it
 
     (reason,) = relax_motifs([vac], BrokenCalc(), RelaxSettings(), 0.8, "7net-0")
     assert reason == "the relaxation by 7net-0 failed: RuntimeError: no weights"
+
+
+def test_the_md_starts_relaxed_by_the_label_member_no_longer_hold_a_dumbbell_1_8_A_apart(sevennet):
+    """The campaign relaxes the exploration's defect starts as it relaxes the motifs (Controller._relaxed_starts):
+    built as it is, the interstitial start's dumbbell is 1.79 Å apart (2.20 Å relaxed); the quickstart's first frame
+    of it had γ = 944 and its trajectory stopped there in every iteration, a fifth of the convergence sample."""
+    from alloop.explore.pool import exploration_starts
+    from alloop.explore.settings import ExploreSettings
+    from alloop.generate import GeneratorSettings
+
+    starts = exploration_starts(["W"], GeneratorSettings(max_atoms=16), ExploreSettings(), seed=0, iteration=1, stream=0)
+    (inter,) = [a for a in starts if a.info["kind"] == "interstitial"]
+    assert _closest(inter) < 1.85
+    (relaxed,) = relax_motifs([inter], sevennet, RelaxSettings(), min_distance=0.8, by="7net-0")
+    assert not isinstance(relaxed, str), relaxed
+    assert _closest(relaxed) > 2.1

@@ -275,6 +275,7 @@ def test_an_old_database_before_and_after_its_migration(campaign_db, tmp_path):
         con.execute("DROP TABLE candidate_pool")
         con.execute("ALTER TABLE configuration DROP COLUMN source_json")
         con.execute("ALTER TABLE iteration DROP COLUMN failed_stage")
+        con.execute("ALTER TABLE dft_job DROP COLUMN corrections_json")
         con.execute("PRAGMA user_version = 1")
     page = build_report(old, tmp_path / "before").read_text()
     assert "database schema version 1" in page and "migrates it" in page

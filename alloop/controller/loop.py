@@ -219,9 +219,38 @@ class Controller:
     def _candidate_pool(self, idx: int, stream: int, n_max: int | None = None, sources: bool = False) -> CandidatePool:
         pot = self.store.latest_potential(self.cid, before_idx=idx + 1)
         potential = None if pot is None else (pot["path"], pot["active_set"])
+        starts = None
+        if potential is not None and self.c.explore is not None:
+            starts = self._relaxed_starts(idx, stream)
         fut = self.client.submit(tasks.pool_task, list(self.c.elements), self.c.generate, self.c.explore, potential, self.c.seed,
-                                 idx, stream, n_max, sources, self.c.train, pure=False, key=f"pool-{idx}-{stream}-{time.time_ns()}")
+                                 idx, stream, n_max, sources, self.c.train, starts, pure=False, key=f"pool-{idx}-{stream}-{time.time_ns()}")
         return self._result(idx, "generate", fut, "candidate generation")
+
+    def _relaxed_starts(self, idx: int, stream: int) -> list[Atoms]:
+        """The MD's starting cells (alloop.explore.pool.exploration_starts), the defect ones (generate.relax.kinds)
+        relaxed by the label member as the motifs are; one that will not relax starts as built, with a warning."""
+        from alloop.explore.pool import exploration_starts
+
+        assert self.c.explore is not None
+        starts = exploration_starts(self.c.elements, self.c.generate, self.c.explore, self.c.seed, idx, stream)
+        s = self.c.generate.relax
+        which = [k for k, a in enumerate(starts) if s.enabled and a.info.get("kind") in s.kinds]
+        if not which:
+            return starts
+        fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(starts[k]) for k in which],
+                                          s, self.c.selection.min_distance, pure=False, key=f"relax-starts-{idx}-{time.time_ns()}")
+        results, exc = _optional_result(fut, self._stop, "relaxation of the MD starts", self._deaths)
+        if exc is not None:
+            log.warning("iteration %d: the MD starts stay unrelaxed: %s cannot relax them (%s: %s)", idx, self.energy_member, type(exc).__name__, exc)
+            return starts
+        for k, (geometry, record) in zip(which, results):
+            if geometry is None:
+                log.warning("iteration %d: the %s MD start stays as built: %s", idx, starts[k].info.get("kind"), record)
+                continue
+            relaxed = atoms_from_json(geometry)
+            relaxed.info.update(starts[k].info)
+            starts[k] = relaxed
+        return starts
 
     def _result(self, idx: int, stage: str, fut: Any, what: str) -> Any:
         """The result of one task of `stage`; a stop request ends the wait, a task that cannot succeed fails

@@ -88,12 +88,12 @@ def gamma_task(potential: str, active_set: str, atoms_jsons: list[str]) -> np.nd
 
 
 def pool_task(elements: list[str], generate: Any, explore: Any, potential: tuple[str, str] | None, seed: int, iteration: int,
-              stream: int, n_max: int | None, sources: bool, fit: Any) -> CandidatePool:
-    """An iteration's candidates (motifs, data-set sources, γ-driven MD): alloop.explore.pool."""
+              stream: int, n_max: int | None, sources: bool, fit: Any, starts: list[Any] | None = None) -> CandidatePool:
+    """An iteration's candidates (motifs, data-set sources, γ-driven MD from `starts`): alloop.explore.pool."""
     from alloop.explore.pool import candidate_pool
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return candidate_pool(elements, generate, explore, potential, seed, iteration, stream, n_max, sources, fit)
+    return candidate_pool(elements, generate, explore, potential, seed, iteration, stream, n_max, sources, fit, starts=starts)
 
 
 def select_task(structures: list[Any], budget: int, potential: str | None, active_set: str | None, elements: list[str],

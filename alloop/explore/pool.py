@@ -70,6 +70,24 @@ def _with_info(atoms: Atoms, info: dict) -> Atoms:
     return atoms
 
 
+def _rng(seed: int, iteration: int, stream: int, offset: int) -> np.random.Generator:
+    return np.random.default_rng([seed, iteration, stream + offset])
+
+
+def exploration_starts(elements: Sequence[str], generate: GeneratorSettings, explore_settings: ExploreSettings, seed: int,
+                       iteration: int, stream: int) -> list[Atoms]:
+    """The cells `iteration`'s γ-driven MD starts from, as built: perfect bulk, a vacancy, an interstitial, the
+    slabs (generate.starting_structures), of the stage's start_kinds. The campaign relaxes the defect ones with the
+    label uMLIP before handing them to `candidate_pool`: an interstitial at its unrelaxed insertion site (1.37 Å
+    from a neighbour in bcc W) has a γ in the hundreds in its first frame, and its trajectory would stop there in
+    every iteration."""
+    stage = explore_settings.stage_of(iteration)
+    starts = starting_structures(elements, generate, _rng(seed, iteration, stream, 10))
+    if stage.start_kinds is not None:
+        starts = [a for a in starts if a.info["kind"] in stage.start_kinds]
+    return starts
+
+
 def candidate_pool(
     elements: Sequence[str],
     generate: GeneratorSettings,
@@ -82,14 +100,16 @@ def candidate_pool(
     sources: bool = False,
     fit: FitSettings | None = None,
     explore: bool = True,
+    starts: Sequence[Atoms] | None = None,
 ) -> CandidatePool:
     """Candidates of `iteration`; `potential` is (potential.yaml, active set .asi) of the latest fit, if any;
     `sources`: include the data-set sources' entries for this iteration; `n_max`: a seeded draw of at most
     that many; `fit`: the campaign's fit settings (the untrained basis the genome's MaxVol decoration scores
-    against before the first fit); `explore`: False leaves out the MD frames (a preview)."""
+    against before the first fit); `explore`: False leaves out the MD frames (a preview); `starts`: the MD's
+    starting cells (default: `exploration_starts` as built)."""
 
     def rng(offset: int) -> np.random.Generator:
-        return np.random.default_rng([seed, iteration, stream + offset])
+        return _rng(seed, iteration, stream, offset)
 
     pot, asi = potential if potential is not None else (None, None)
     exploration, sample = None, np.zeros(0)
@@ -100,9 +120,9 @@ def candidate_pool(
         from alloop.explore import explore
 
         stage = explore_settings.stage_of(iteration)
-        starts = starting_structures(elements, generate, rng(10))
-        if stage.start_kinds is not None:
-            starts = [a for a in starts if a.info["kind"] in stage.start_kinds]
+        if starts is None:
+            starts = exploration_starts(elements, generate, explore_settings, seed, iteration, stream)
+        starts = list(starts)
         log.info("iteration %d explores at %g K (%s%s), %d steps from %d starts", iteration, stage.temperature, stage.ensemble,
                  f", {stage.pressure:g} GPa" if stage.ensemble == "npt" else "", stage.steps, len(starts))
         res = explore(potential[0], potential[1], starts, stage, rng(20))
