@@ -517,7 +517,7 @@ class Controller:
                     self.store.complete_dft_job(job.id, res["backend"], res["energy"], res["forces"], res["stress"], res["meta"])
                     log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], res["energy"])
                 elif res.get("disk_full"):
-                    raise DiskFullError(_disk_full_message(f"DFT calculation {job.hash[:10]}", res["reason"], job.workdir))
+                    raise DiskFullError(_disk_full_message(f"DFT calculation {job.hash[:10]}", res["disk_full"], self.workdir))
                 else:
                     self._record_failure(job, res["reason"], res.get("retryable", True))
             self._check_stop()

@@ -5,6 +5,7 @@ time-to-live, or at once when it ran on this host and its process is gone."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -13,9 +14,12 @@ import uuid
 from types import TracebackType
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from alloop.errors import StateError
 from alloop.state.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -63,18 +67,26 @@ class ControllerLock:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.ttl / 4):
-            with self.store.engine.begin() as c:
-                c.execute(
-                    text("UPDATE controller_lock SET heartbeat=:t WHERE campaign_id=:c AND token=:tok"),
-                    {"t": time.time(), "c": self.cid, "tok": self.token},
-                )
+            try:
+                with self.store.engine.begin() as c:
+                    c.execute(
+                        text("UPDATE controller_lock SET heartbeat=:t WHERE campaign_id=:c AND token=:tok"),
+                        {"t": time.time(), "c": self.cid, "tok": self.token},
+                    )
+            except DBAPIError as exc:  # a full disk, a busy moment: the next beat tries again; the controller says why it stops
+                log.warning("controller heartbeat not written (%s); trying again in %.0f s", exc.orig, self.ttl / 4)
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        with self.store.engine.begin() as c:
-            c.execute(text("DELETE FROM controller_lock WHERE campaign_id=:c AND token=:tok"), {"c": self.cid, "tok": self.token})
+        try:
+            with self.store.engine.begin() as c:
+                c.execute(text("DELETE FROM controller_lock WHERE campaign_id=:c AND token=:tok"), {"c": self.cid, "tok": self.token})
+        except DBAPIError as exc:
+            # on a full disk the controller is stopping for that reason already; its lock is taken over by the next
+            # `alloop run` on this host at once (its pid is gone), elsewhere after the ttl
+            log.warning("the controller lock could not be released (%s); the next `alloop run` takes it over", exc.orig)
 
     def __enter__(self) -> ControllerLock:
         self.acquire()

@@ -64,6 +64,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="alloop-diskfull-"))
     small = root / "small"
     small.mkdir()
+    print(f"in {root} (the stopped run's output: stopped.log)")
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={args.size_mb}m", "tmpfs", str(small)], check=True)
     try:
         t0 = time.monotonic()
@@ -82,8 +83,11 @@ def main() -> None:
         filled = fill(small / "filler")
         print(f"filled the {args.size_mb} MB file system with {filled / 2**20:.1f} MB at {at}")
         out, _ = proc.communicate(timeout=900)
-        print(f"`alloop run` exit code {proc.returncode}; its last lines:")
-        print("\n".join("    " + line for line in out.strip().splitlines()[-4:]))
+        lines = out.strip().splitlines()
+        print(f"`alloop run` exit code {proc.returncode}, {sum('Traceback' in line for line in lines)} traceback(s); "
+              "what it said at the end:")
+        print("\n".join("    " + line for line in lines[-3:]))
+        (root / "stopped.log").write_text(out)
         stopped_at = stage(db)
         (small / "filler").unlink()
         t1 = time.monotonic()
