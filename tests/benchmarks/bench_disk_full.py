@@ -92,8 +92,8 @@ def main() -> None:
         (small / "filler").unlink()
         t1 = time.monotonic()
         out = run_to_end(campaign)
-        print(f"stopped at {stopped_at}; resumed after freeing the space: {out.strip().splitlines()[0]} ... "
-              f"({time.monotonic() - t1:.0f} s)")
+        ended = next((line for line in out.splitlines() if line.startswith("campaign '")), out.strip()[-200:])
+        print(f"stopped at {stopped_at}; resumed after freeing the space: {ended} ({time.monotonic() - t1:.0f} s)")
         got, want = snapshot(db), snapshot(reference.parent / "run" / "alloop.db")
         same = all(got[k] == want[k] for k in ("status", "configs", "jobs")) and \
             [(h, s, b) for h, s, b, _ in got["labels"]] == [(h, s, b) for h, s, b, _ in want["labels"]] and \
