@@ -71,7 +71,13 @@ class DirectoryBusyError(AlloopError):
 
 class DiskFullError(AlloopError):
     """A file system alloop writes to is full, over quota or read-only: the campaign stops with nothing of the step
-    committed, and `alloop run` resumes once there is space."""
+    committed, and `alloop run` resumes once there is space. `what` could not write, `problem` is `disk_problem`'s
+    answer, `where` the folder whose file system to free."""
+
+    def __init__(self, what: str, problem: str, where: object) -> None:
+        super().__init__(f"{what} could not write its results ({problem}); nothing of it was committed. Free space on "
+                         f"the file system of {where} (`df -h {where}`), or make it writable, then run `alloop run` "
+                         "again: the campaign resumes where it stopped")
 
 
 #: what a full, over-quota or read-only file system looks like: as an OSError, or in the words a subprocess printed

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alloop.errors import AlloopError, CampaignChangedError, ConfigError, disk_problem
+from alloop.errors import AlloopError, CampaignChangedError, ConfigError, DiskFullError, disk_problem
 
 EXIT = {"converged": 0, "max_iterations": 0, "stopped": 0, "failed": 1}
 
@@ -126,10 +126,9 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
         problem = disk_problem(exc)
         if problem is None:
             raise
-        msg = (f"{problem}; the step under way was not committed. Free space on the file system of {campaign.workdir} "
-               "(or make it writable), then run `alloop run` again: the campaign resumes where it stopped")
-        log.error("%s", msg)
-        print(f"error: {msg}", file=sys.stderr)
+        full = DiskFullError("the controller", problem, campaign.workdir)
+        log.error("%s", full)
+        print(f"error: {full}", file=sys.stderr)
         return 1
     finally:
         store.close()

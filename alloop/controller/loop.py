@@ -233,22 +233,10 @@ class Controller:
 
         assert self.c.explore is not None
         starts = exploration_starts(self.c.elements, self.c.generate, self.c.explore, self.c.seed, idx, stream)
-        s = self.c.generate.relax
-        which = [k for k, a in enumerate(starts) if s.enabled and a.info.get("kind") in s.kinds]
-        if not which:
-            return starts
-        fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(starts[k]) for k in which],
-                                          s, self.c.selection.min_distance, pure=False, key=f"relax-starts-{idx}-{time.time_ns()}")
-        results, exc = _optional_result(fut, self._stop, "relaxation of the MD starts", self._deaths)
-        if exc is not None:
-            log.warning("iteration %d: the MD starts stay unrelaxed: %s cannot relax them (%s: %s)", idx, self.energy_member, type(exc).__name__, exc)
-            return starts
-        for k, (geometry, record) in zip(which, results):
-            if geometry is None:
+        for k, (relaxed, record) in self._relax_by_label_member(starts, "MD starts", "relaxation of the MD starts").items():
+            if relaxed is None:
                 log.warning("iteration %d: the %s MD start stays as built: %s", idx, starts[k].info.get("kind"), record)
                 continue
-            relaxed = atoms_from_json(geometry)
-            relaxed.info.update(starts[k].info)
             starts[k] = relaxed
         return starts
 
@@ -260,7 +248,7 @@ class Controller:
         except Exception as exc:
             disk = disk_problem(exc)
             if disk is not None:  # not the task's fault: the campaign stops and resumes as it is, not failed
-                raise DiskFullError(_disk_full_message(f"the {what}", disk, self.workdir)) from exc
+                raise DiskFullError(f"the {what}", disk, self.workdir) from exc
             if not isinstance(exc, AlloopError):
                 raise
             self._fail(idx, stage, f"iteration {idx}: {what} failed: {exc}", exc)
@@ -312,27 +300,17 @@ class Controller:
         """The chosen candidates with their defect motifs (generate.relax.kinds) relaxed by the label member and
         perturbed; those that would not relax come back as rejected configurations with the reason. Where the
         member cannot relax anything (a replayed one), the motifs stay as built, and the log says so."""
-        s = self.c.generate.relax
-        which = [k for k, (_, a) in enumerate(chosen) if s.enabled and a.info.get("kind") in s.kinds]
-        if not which:
-            return chosen, []
-        fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(chosen[k][1]) for k in which],
-                                          s, self.c.selection.min_distance, pure=False, key=f"relax-{time.time_ns()}")
-        results, exc = _optional_result(fut, self._stop, "motif relaxation", self._deaths)
-        if exc is not None:
-            log.warning("the %d selected defect motifs stay unrelaxed: %s cannot relax them (%s: %s)", len(which), self.energy_member,
-                        type(exc).__name__, exc)
+        relaxed_by = self._relax_by_label_member([a for _, a in chosen], "selected defect motifs", "motif relaxation")
+        if not relaxed_by:
             return chosen, []
         out: list[tuple[str, Atoms] | None] = list(chosen)
         failed, steps = [], []
-        for k, (geometry, record) in zip(which, results):
+        for k, (relaxed, record) in relaxed_by.items():
             h, built = chosen[k]
-            if geometry is None:
+            if relaxed is None:
                 failed.append(_new_config(built, h, "failed", str(record)))
                 out[k] = None
                 continue
-            relaxed = atoms_from_json(geometry)
-            relaxed.info.update(built.info)
             relaxed.info["source"] = {"relaxed": record}  # stored as the configuration's provenance
             steps.append(record["steps"])
             h2 = config_hash(relaxed)
@@ -340,6 +318,29 @@ class Controller:
         log.info("%d defect motifs relaxed by %s (%s FIRE steps), %d rejected", len(steps), self.energy_member,
                  f"{min(steps)}-{max(steps)}" if steps else "no", len(failed))
         return [c for c in out if c is not None], failed
+
+    def _relax_by_label_member(self, structures: Sequence[Atoms], what: str, task: str) -> dict[int, tuple[Atoms | None, Any]]:
+        """The structures of generate.relax.kinds relaxed by the label member (tasks.relax_task), by index: (the relaxed
+        structure, with the built one's info, and its record) or (None, why it was rejected). Empty where none is of those kinds, or where the
+        member cannot relax anything (a replayed one): they stay as built, and the log says so."""
+        s = self.c.generate.relax
+        which = [k for k, a in enumerate(structures) if s.enabled and a.info.get("kind") in s.kinds]
+        if not which:
+            return {}
+        fut = self.ensemble_client.submit(tasks.relax_task, self.ensemble.member(self.energy_member), [atoms_to_json(structures[k]) for k in which],
+                                          s, self.c.selection.min_distance, pure=False, key=f"relax-{time.time_ns()}")
+        results, exc = _optional_result(fut, self._stop, task, self._deaths)
+        if exc is not None:
+            log.warning("the %d %s stay unrelaxed: %s cannot relax them (%s: %s)", len(which), what, self.energy_member,
+                        type(exc).__name__, exc)
+            return {}
+        out: dict[int, tuple[Atoms | None, Any]] = {}
+        for k, (geometry, record) in zip(which, results):
+            relaxed = None if geometry is None else atoms_from_json(geometry)
+            if relaxed is not None:
+                relaxed.info.update(structures[k].info)
+            out[k] = (relaxed, record)
+        return out
 
     def _select(self, idx: int, structures: list[Atoms]) -> list[int]:
         budget = self.c.selection.budget
@@ -517,7 +518,7 @@ class Controller:
                     self.store.complete_dft_job(job.id, res["backend"], res["energy"], res["forces"], res["stress"], res["meta"])
                     log.info("  DFT %s done (E = %.4f eV)", job.hash[:10], res["energy"])
                 elif res.get("disk_full"):
-                    raise DiskFullError(_disk_full_message(f"DFT calculation {job.hash[:10]}", res["disk_full"], self.workdir))
+                    raise DiskFullError(f"DFT calculation {job.hash[:10]}", res["disk_full"], self.workdir)
                 else:
                     self._record_failure(job, res["reason"], res.get("retryable", True))
             self._check_stop()
@@ -829,11 +830,6 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
     if m.get("warm_start"):
         parts.append("warm start")
     return ", ".join(parts)
-
-
-def _disk_full_message(what: str, problem: str, where: object) -> str:
-    return (f"{what} could not write its results ({problem}); nothing of it was committed. Free space on the file "
-            f"system of {where} (`df -h {where}`), then run `alloop run` again: the campaign resumes where it stopped")
 
 
 # how long a wait without any finished task goes before the local cluster is checked for lost workers

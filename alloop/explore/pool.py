@@ -78,9 +78,8 @@ def exploration_starts(elements: Sequence[str], generate: GeneratorSettings, exp
                        iteration: int, stream: int) -> list[Atoms]:
     """The cells `iteration`'s γ-driven MD starts from, as built: perfect bulk, a vacancy, an interstitial, the
     slabs (generate.starting_structures), of the stage's start_kinds. The campaign relaxes the defect ones with the
-    label uMLIP before handing them to `candidate_pool`: an interstitial at its unrelaxed insertion site (1.37 Å
-    from a neighbour in bcc W) has a γ in the hundreds in its first frame, and its trajectory would stop there in
-    every iteration."""
+    label uMLIP before handing them to `candidate_pool`: the bcc W interstitial as built (a <111> dumbbell 1.79 Å
+    apart, 2.20 Å relaxed) had γ = 944 in its first frame, and its trajectory stopped there in every iteration."""
     stage = explore_settings.stage_of(iteration)
     starts = starting_structures(elements, generate, _rng(seed, iteration, stream, 10))
     if stage.start_kinds is not None:

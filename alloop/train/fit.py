@@ -598,8 +598,8 @@ def _completed(workdir: Path, fingerprint: str | None) -> FitResult | None:
         log.warning("%s is marked complete but output files are missing: refitting", workdir)
         return None
     # a potential or active set cut short (a full disk, a partial copy) is refitted, not loaded
-    damaged = [p.name for p in files if str(p.relative_to(workdir)) in d.get("sha256", {})
-               and _sha256(p) != d["sha256"][str(p.relative_to(workdir))]]
+    written = d.get("sha256", {})  # absent in fits recorded before the hashes were
+    damaged = [p.name for p in files if (want := written.get(str(p.relative_to(workdir)))) is not None and _sha256(p) != want]
     if damaged:
         log.warning("%s is marked complete but %s changed since the fit wrote it: refitting", workdir, ", ".join(damaged))
         return None
