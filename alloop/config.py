@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from alloop.cluster.batch import BatchSettings
 from alloop.cluster.settings import ClusterSettings, LocalCluster, cluster_settings, drop_other_engines_keys
@@ -31,8 +31,8 @@ from alloop.structures import OVERLAP_DISTANCE
 from alloop.properties.settings import PropertySettings
 from alloop.train import FitSettings
 
-__all__ = ["Campaign", "ClusterSettings", "ConfigChange", "cluster_settings", "config_changes", "load_campaign",
-           "load_campaign_with_notes"]
+__all__ = ["Campaign", "ClusterSettings", "ConfigChange", "cluster_settings", "config_changes", "keep_stored_values",
+           "load_campaign", "load_campaign_with_notes"]
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +166,15 @@ class Campaign(_Strict):
     cluster: ClusterSettings = Field(default_factory=LocalCluster, description="where the Dask workers run")
     properties: PropertySettings = Field(default_factory=PropertySettings,
                                          description="what each potential predicts, computed after its fit (alloop.properties)")
+    # the dotted keys the campaign file writes (None: built in code, every key counts as written): a key the
+    # user never wrote follows alloop's default, and the change guard tells a changed default from an edit
+    _written: frozenset[str] | None = PrivateAttr(None)
+
+    def writes(self, key: str) -> bool:
+        """Whether the campaign file sets `key` (a dotted path), itself, a section above it or a part of it."""
+        if self._written is None:
+            return True
+        return any(w == key or w.startswith(key + ".") or key.startswith(w + ".") for w in self._written)
 
     @model_validator(mode="before")
     @classmethod
@@ -258,6 +267,7 @@ def load_campaign_with_notes(path: str | Path, *, check_ensemble: bool = True) -
     except ValidationError as exc:
         raise ConfigError([_describe(err, lines) for err in exc.errors()], str(path)) from None
     campaign = _resolve_paths(campaign, path.parent)
+    campaign._written = frozenset(_flatten(data, leaves_only=True))
     if check_ensemble:
         problems = _check_ensemble(campaign, lines)
         if problems:
@@ -393,6 +403,8 @@ _BINDING = (
     "labels.force_member", "labels.energy_reference", "labels.dft.backend", "labels.dft.gpaw", "labels.dft.vasp",
     "labels.dft.replay",
 )
+# binding keys that find the database itself: a changed default of these finds another (new) campaign
+_FINDS_THE_DATABASE = ("name", "workdir", "database")
 
 
 class ConfigChange(BaseModel):
@@ -400,15 +412,31 @@ class ConfigChange(BaseModel):
     old: Any = None
     new: Any = None
     binding: bool = Field(description="True: it would change what is already stored (labels, U, routes)")
+    default_changed: bool = Field(False, description="True: the campaign file does not set it; this alloop's "
+                                  "default differs from the one the campaign was run with")
+
+
+def _is_binding(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    if not any(key == b or key.startswith(b + ".") for b in _BINDING):
+        return False
+    backend = key.split(".")[2] if key.startswith("labels.dft.") and key.count(".") >= 2 else None
+    # a backend's settings bind only while it labels (or labelled) the campaign
+    return not (backend in ("gpaw", "vasp", "replay") and backend not in (old.get("labels.dft.backend"), new.get("labels.dft.backend")))
+
+
+def _stored_and_current(stored_json: str, campaign: Campaign) -> tuple[dict[str, Any], dict[str, Any]]:
+    import json
+
+    # the stored settings may spell keys as an older alloop did: a rename is no change
+    stored = upgrade_campaign(json.loads(stored_json), strict=False)[0]
+    return _flatten(stored), _flatten(json.loads(campaign.model_dump_json()))
 
 
 def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
     """Every setting that differs between the campaign file of the last run and `campaign`, dotted paths."""
     import json
 
-    # the stored settings may spell keys as an older alloop did: a rename is no change
-    stored = upgrade_campaign(json.loads(stored_json), strict=False)[0]
-    old, new = _flatten(stored), _flatten(json.loads(campaign.model_dump_json()))
+    old, new = _stored_and_current(stored_json, campaign)
     # a setting a newer alloop added, at its default, is no change of the user's
     defaults = _flatten(json.loads(Campaign(name=campaign.name, elements=campaign.elements).model_dump_json()))
     out = []
@@ -416,18 +444,49 @@ def config_changes(stored_json: str, campaign: Campaign) -> list[ConfigChange]:
         if key not in old and key in defaults and new.get(key) == defaults[key]:
             continue
         if old.get(key) != new.get(key):
-            binding = any(key == b or key.startswith(b + ".") for b in _BINDING)
-            backend = key.split(".")[2] if key.startswith("labels.dft.") and key.count(".") >= 2 else None
-            if backend in ("gpaw", "vasp", "replay") and backend not in (old.get("labels.dft.backend"), new.get("labels.dft.backend")):
-                binding = False  # a backend's settings bind only while it labels (or labelled) the campaign
-            out.append(ConfigChange(field=key, old=old.get(key), new=new.get(key), binding=binding))
+            out.append(ConfigChange(field=key, old=old.get(key), new=new.get(key), binding=_is_binding(key, old, new),
+                                    default_changed=key in old and key in new and not campaign.writes(key)))
     return out
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def keep_stored_values(stored_json: str, campaign: Campaign) -> tuple[Campaign, list[ConfigChange]]:
+    """`campaign` with each binding setting its file does not write set back to the value the campaign was run
+    with, and those settings. Such a difference is a default changed by a newer alloop, not the user's edit: the
+    stored labels, U and routes were made with the old value, so the campaign goes on with it (a setting that only
+    steers the future takes the new default instead; config_changes reports it)."""
+    import json
+
+    old, new = _stored_and_current(stored_json, campaign)
+    kept = [ConfigChange(field=k, old=old[k], new=new[k], binding=True, default_changed=True)
+            for k in sorted(set(old) & set(new))
+            if old[k] != new[k] and k not in _FINDS_THE_DATABASE and _is_binding(k, old, new) and not campaign.writes(k)]
+    if not kept:
+        return campaign, []
+    data = json.loads(campaign.model_dump_json())
+    for ch in kept:
+        *parents, leaf = ch.field.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = ch.old
+    try:
+        restored = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [f"{ch.field}: the campaign was run with {ch.old!r}, this alloop's default is {ch.new!r}, and the old value "
+             "is no longer accepted; write the key in the campaign file (and run with --accept-changes)" for ch in kept]
+            + [_describe(e, {}) for e in exc.errors()], "stored campaign settings") from None
+    restored._written = campaign._written
+    return restored, kept
+
+
+def _flatten(d: Any, prefix: str = "", *, leaves_only: bool = False) -> dict[str, Any]:
+    """Dotted paths -> values; an empty mapping is a value of its own unless `leaves_only`."""
     if isinstance(d, dict):
         out: dict[str, Any] = {}
         for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out or {prefix[:-1]: {}}
+            out.update(_flatten(v, f"{prefix}{k}.", leaves_only=leaves_only))
+        return out or ({} if leaves_only else {prefix[:-1]: {}})
     return {prefix[:-1]: d}

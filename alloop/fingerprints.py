@@ -57,12 +57,10 @@ def fingerprint(role: str, path: str | Path, known: Fingerprint | None = None) -
 
 
 def campaign_files(campaign: Any, ensemble: Any) -> dict[str, str]:
-    """role -> absolute path of every file the campaign's stored results depend on: the ensemble file (when the
-    campaign names one), each member's checkpoint, the replay data of a replay DFT backend, the data files of
-    the candidate sources, and a VASP INCAR template."""
-    out: dict[str, str] = {}
-    if isinstance(campaign.ensemble, str) and Path(campaign.ensemble).is_file():
-        out["ensemble file"] = str(Path(campaign.ensemble).resolve())
+    """role -> absolute path of every file the campaign's stored results depend on: the ensemble's YAML files (its
+    own or the built-in one, and those it names as `base:` or `rmse_from:`), each member's checkpoint, the replay
+    data of a replay DFT backend, the data files of the candidate sources, and a VASP INCAR template."""
+    out: dict[str, str] = dict(getattr(ensemble, "sources", ()))
     for m in ensemble.members:
         if m.checkpoint is not None:
             out[f"checkpoint of member {m.name}"] = str(Path(m.checkpoint).resolve())

@@ -323,6 +323,26 @@ def test_the_callers_record_of_corrections_decides_not_the_work_directory(tmp_pa
         collect_job(gpaw, wd, corrections)
 
 
+def test_a_correction_its_caller_never_recorded_is_taken_up_not_made_twice(tmp_path: Path) -> None:
+    """Killed after the correction archived the attempt and wrote corrections.json but before the database kept the
+    list: the resumed collect finds the unrecorded correction (its archive and its record, extending the caller's
+    list), hands it back for the database and submits the corrected job; it neither quarantines the
+    configuration for want of inputs nor corrects the same failure again."""
+    batch = BatchSettings(walltime="00:30:00")
+    gpaw = W_TINY.model_copy(update={"walltime_s": 1800.0})
+    wd = tmp_path / "job"
+    prepare_job(gpaw, w_bcc(), wd, batch)
+    (wd / JOB_OUTPUT).write_text("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 "
+                                 "DUE TO TIME LIMIT ***\n")
+    assert collect_job(gpaw, wd, []) is None  # the correction is made; the kill comes before the caller records it
+    recorded: list[dict] = []  # the database's list, one behind
+    assert collect_job(gpaw, wd, recorded) is None
+    assert [c["handler"] for c in recorded] == ["gpaw-walltime"]
+    assert sorted(p.name for p in (wd / "attempts").iterdir()) == ["0"]  # archived once
+    assert "--time=01:05:00" in prepare_job(gpaw, w_bcc(), wd, batch, attempt_number(0, len(recorded)),
+                                            recorded).read_text()
+
+
 def test_a_job_that_never_started_says_so(tmp_path: Path) -> None:
     wd = tmp_path / "job"
     prepare_job(W_TINY, w_bcc(), wd, BatchSettings())

@@ -124,3 +124,27 @@ def test_a_backends_settings_bind_only_while_it_labels_and_guard_settings_never(
     moved = gpaw.model_copy(update={"labels": gpaw.labels.model_copy(update={"dft": gpaw.labels.dft.model_copy(
         update={"gpaw": gpaw.labels.dft.gpaw.model_copy(update={"ecut": 999.0})})})})
     assert [ch.binding for ch in config_changes(gpaw.model_dump_json(), moved)] == [True]
+
+
+def test_only_keys_the_file_does_not_write_keep_their_stored_value(tmp_path):
+    import json
+
+    from alloop.config import Campaign, config_changes, keep_stored_values
+
+    campaign = load_campaign(_write(tmp_path, "name: w\nelements: [W]\nensemble: offline-fast\nlabels: {dft: {gpaw: {maxiter: 300}}}\n"))
+    assert campaign.writes("labels.dft.gpaw.maxiter") and campaign.writes("labels.dft") and not campaign.writes("labels.dft.gpaw.ecut")
+    stored = json.loads(campaign.model_dump_json())
+    stored["labels"]["dft"]["gpaw"]["ecut"] = 123.0  # an older default: the labels were made with it
+    stored["labels"]["dft"]["gpaw"]["maxiter"] = 250  # the user's edit
+    kept_campaign, kept = keep_stored_values(json.dumps(stored), campaign)
+    assert [(ch.field, ch.old, ch.new) for ch in kept] == [("labels.dft.gpaw.ecut", 123.0, campaign.labels.dft.gpaw.ecut)]
+    assert kept_campaign.labels.dft.gpaw.ecut == 123.0 and kept_campaign.writes("labels.dft.gpaw.maxiter")
+    changes = config_changes(json.dumps(stored), kept_campaign)
+    assert [(ch.field, ch.binding, ch.default_changed) for ch in changes] == [("labels.dft.gpaw.maxiter", True, False)]
+    # a campaign built in code writes every key: nothing is kept, everything shows
+    built = Campaign.model_validate(json.loads(campaign.model_dump_json()))
+    assert keep_stored_values(json.dumps(stored), built)[1] == []
+    # an old value this alloop no longer accepts is an error that says what to do
+    stored["labels"]["dft"]["gpaw"]["ecut"] = -5.0
+    with pytest.raises(ConfigError, match="labels.dft.gpaw.ecut: the campaign was run with -5.0"):
+        keep_stored_values(json.dumps(stored), campaign)

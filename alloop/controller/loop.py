@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from alloop.config import Campaign
+from alloop.config import Campaign, keep_stored_values
 from alloop.cluster import revive_workers
 from alloop.cluster.deaths import WorkerDeaths, death_reason
 from alloop.controller import tasks
@@ -69,16 +69,17 @@ class Controller:
         (set by a signal that arrived before the controller ran)."""
         from alloop.ensemble import label_members, resolve_ensemble
 
-        self.c = campaign
         self.store = store
+        self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
+        # before anything reads the settings: a binding default changed by a newer alloop keeps its stored value
+        self.c, self._kept = keep_stored_values(store.stored_config(self.cid), campaign)
         self.client = client
         self.ensemble_client = client if ensemble_client is None else ensemble_client
-        self.ensemble = resolve_ensemble(campaign.ensemble)
+        self.ensemble = resolve_ensemble(self.c.ensemble)
         self.members = [m.name for m in self.ensemble.members]
-        self.energy_member, self.force_member = label_members(self.ensemble, campaign.labels.energy_member,
-                                                              campaign.labels.force_member)
-        self.workdir = Path(campaign.workdir)
-        self.cid = store.open_campaign(campaign.name, campaign.model_dump_json())
+        self.energy_member, self.force_member = label_members(self.ensemble, self.c.labels.energy_member,
+                                                              self.c.labels.force_member)
+        self.workdir = Path(self.c.workdir)
         self._stop = stop if stop is not None else threading.Event()
         self._deaths = WorkerDeaths()
         self._accept_changes = accept_changes
@@ -112,12 +113,22 @@ class Controller:
         from alloop.config import config_changes
 
         self._reconcile_files()
+        for ch in self._kept:
+            message = (f"{ch.field}: this alloop's default is {ch.new!r}, but the campaign was run with {ch.old!r} and its "
+                       "file does not set the key, so it keeps that value (what the database holds was made with it; "
+                       "write the key in the campaign file to change it)")
+            log.info("%s", message)
+            self.store.log_event_once(self.cid, "warning", "config", message)
         changes = config_changes(self.store.stored_config(self.cid), self.c)
         if not changes:
             return
         for ch in changes:
-            log.warning("campaign file changed: %s: %r -> %r%s", ch.field, ch.old, ch.new,
-                        " (contradicts what the database holds)" if ch.binding else "")
+            if ch.default_changed and not ch.binding:
+                log.warning("default changed: %s: %r -> %r in this alloop; the campaign file does not set it, so the "
+                            "new value applies (it only steers what is still to come)", ch.field, ch.old, ch.new)
+            else:
+                log.warning("campaign file changed: %s: %r -> %r%s", ch.field, ch.old, ch.new,
+                            " (contradicts what the database holds)" if ch.binding else "")
         binding = [ch for ch in changes if ch.binding]
         if binding and not self._accept_changes:
             raise CampaignChangedError(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from alloop.ensemble.kinds import KINDS, shipped_elements
 from alloop.errors import ConfigError, MemberError, MissingFileError
@@ -131,6 +131,13 @@ class EnsembleSpec(BaseModel):
     force_member: str | None = Field(None, description="member whose forces label low-U configurations "
                                      "(default: as energy_member)")
     checkpoint_dir: str | None = Field(None, description="folder that relative checkpoint paths are in")
+    # (role, path) of each YAML file this spec was read from: its own, a `base:` and an `rmse_from:` table, so the
+    # change guard sees an edit in any of them (alloop.fingerprints.campaign_files)
+    _sources: tuple[tuple[str, str], ...] = PrivateAttr(())
+
+    @property
+    def sources(self) -> tuple[tuple[str, str], ...]:
+        return self._sources
 
     @model_validator(mode="after")
     def _consistent(self) -> EnsembleSpec:
@@ -273,9 +280,18 @@ def _raw(ref: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path, str
 _BASE_OVERRIDES = {"checkpoint_dir", "checkpoints", "energy_member", "force_member", "name"}
 
 
+def _file_role(role: str, source: str) -> list[tuple[str, str]]:
+    path = Path(source)
+    if not path.is_file():  # an inline ensemble
+        return []
+    return [(f"built-in ensemble {path.stem}" if path.parent == BUILTIN_DIR else role, str(path.resolve()))]
+
+
 def _build(data: dict[str, Any], base: Path, source: str, checkpoint_dir: str | Path | None) -> EnsembleSpec:
+    sources = _file_role("ensemble file", source)
     if "base" in data:
         parent, _, parent_source = _raw(str(data.pop("base")))
+        sources += _file_role("ensemble base", parent_source)
         if "base" in parent:
             raise ConfigError(["an ensemble given as 'base:' cannot itself have a base"], parent_source)
         extra = set(data) - _BASE_OVERRIDES
@@ -299,7 +315,8 @@ def _build(data: dict[str, Any], base: Path, source: str, checkpoint_dir: str | 
         ]
         data = {**parent, **data}
     if "rmse_from" in data:
-        data = _rmse_from(data, str(data.pop("rmse_from")), base, source)
+        data, table_source = _rmse_from(data, str(data.pop("rmse_from")), base, source)
+        sources += _file_role("ensemble RMSE table", table_source)
     try:
         spec = EnsembleSpec.model_validate(data)
     except ValidationError as exc:
@@ -315,10 +332,12 @@ def _build(data: dict[str, Any], base: Path, source: str, checkpoint_dir: str | 
         if m.python is not None:
             update["python"] = _interpreter(m.python, base)
         members.append(m.model_copy(update=update) if update else m)
-    return spec.model_copy(update={"members": members, "checkpoint_dir": str(folder)})
+    built = spec.model_copy(update={"members": members, "checkpoint_dir": str(folder)})
+    built._sources = tuple(sources)
+    return built
 
 
-def _rmse_from(data: dict[str, Any], ref: str, base: Path, source: str) -> dict[str, Any]:
+def _rmse_from(data: dict[str, Any], ref: str, base: Path, source: str) -> tuple[dict[str, Any], str]:
     """`rmse_from: <ensemble>`: members without an rmse take the one of the member of the same name there,
     so one table of RMSEs (e.g. the paper's, in paper-11.yaml) serves every ensemble of those models. A
     relative path is relative to the folder of the file that names it."""
@@ -328,7 +347,7 @@ def _rmse_from(data: dict[str, Any], ref: str, base: Path, source: str) -> dict[
         raise ConfigError([f"rmse_from: {table_source} gives no member an rmse"], source)
     members = [m if not isinstance(m, Mapping) or "rmse" in m or m.get("name") not in rmse
                else {**m, "rmse": rmse[str(m["name"])]} for m in data.get("members", [])]
-    return {**data, "members": members}
+    return {**data, "members": members}, table_source
 
 
 def _checkpoint_folder(explicit: str | Path | None, own: str | None, base: Path) -> Path:

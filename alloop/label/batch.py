@@ -46,7 +46,7 @@ from alloop.cluster.batch import (
 from alloop.errors import LabelError, StateError
 from alloop.label import make_backend
 from alloop.label.base import DFTBackend, LabelFailure, LabelResult, load_result
-from alloop.label.handlers import correct_failure, load_corrections, resume
+from alloop.label.handlers import ATTEMPTS_DIR, correct_failure, load_corrections, resume
 
 JOB_SCRIPT = "job.sh"
 JOB_OUTPUT = "job.out"
@@ -134,12 +134,26 @@ def collect_job(dft: Any, workdir: Path, corrections: list[dict[str, Any]] | Non
         return done
     if corrections is None:
         corrections = load_corrections(workdir)
+    elif _unrecorded_correction(workdir, corrections):
+        return None
     backend = resume(backend_for(dft), corrections)
     try:
         return backend.finalize(workdir)
     except LabelError as err:
         correct_failure(backend, workdir, _with_scheduler_verdict(workdir, err), corrections, max_corrections)
         return None
+
+
+def _unrecorded_correction(workdir: Path, corrections: list[dict[str, Any]]) -> bool:
+    """A correction made before a crash that the caller never recorded: its attempt is archived under the next
+    number and corrections.json extends the caller's list by it. Then it is appended to `corrections` (for the
+    caller to record) instead of reading a work directory whose inputs were archived."""
+    on_disk = load_corrections(workdir)
+    n = len(corrections)
+    if len(on_disk) != n + 1 or on_disk[:n] != corrections or not (workdir / ATTEMPTS_DIR / str(n)).is_dir():
+        return False
+    corrections.append(on_disk[-1])
+    return True
 
 
 def _with_scheduler_verdict(workdir: Path, err: LabelError) -> LabelError:

@@ -205,7 +205,8 @@ class Store:
             what = "accepted with --accept-changes" if accepted else "applied"
             self._event(c, cid, None, "warning", "config",
                         f"campaign file changed since the last run ({len(changes)} setting(s), {what}): "
-                        + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}" for ch in changes),
+                        + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}"
+                                    + (" (a changed default)" if ch.get("default_changed") else "") for ch in changes),
                         {"changes": changes, "accepted": accepted})
 
     def file_fingerprints(self, cid: int) -> dict[tuple[str, str], Any]:
@@ -730,6 +731,15 @@ class Store:
     def log_event(self, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         with self._tx() as c:
             self._event(c, cid, idx, level, kind, message, data)
+
+    def log_event_once(self, cid: int, level: str, kind: str, message: str) -> bool:
+        """Record a campaign-wide event unless the same one is recorded already; whether it was recorded now."""
+        with self._tx() as c:
+            seen = c.execute(text("SELECT 1 FROM event WHERE campaign_id=:c AND kind=:k AND message=:m LIMIT 1"),
+                             {"c": cid, "k": kind, "m": message}).first()
+            if seen is None:
+                self._event(c, cid, None, level, kind, message)
+            return seen is None
 
     @staticmethod
     def _event(c: Connection, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
