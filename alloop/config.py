@@ -107,6 +107,11 @@ class SelectionSettings(_Strict):
         None, ge=1, description="a configuration that U sends to DFT with more atoms than this is not labelled (recorded "
         "as not selected, with its U and the reason), so uMLIP labels can use large cells while DFT stays on cells it "
         "can afford; calibration cells and uncertainty.dft_kinds are exempt (default: no limit)")
+    dft_budget_atoms: int | None = Field(
+        None, ge=1, json_schema_extra=unit("atoms"),
+        description="DFT per iteration, in atoms (DFT's cost grows with them): the cells U sends to DFT are taken by U, "
+        "highest first, while they fit after the calibration cells and uncertainty.dft_kinds; the rest are recorded as not "
+        "selected, with their U and the reason (default: no limit)")
     min_distance: float = Field(0.8, gt=0, exclude=True, description="Å; in a campaign, set from min_distance")
 
 

@@ -110,3 +110,23 @@ def test_an_iteration_with_nothing_new_to_score_goes_on_to_labelling(shared_data
         ctl.score(1)
     assert store.current_iteration(cid) == (1, "label")
     store.close()
+
+
+def test_a_dft_budget_in_atoms_leaves_the_rest_unlabelled_and_says_why(shared_data, tmp_path):
+    npz = shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
+    (tmp_path / "campaign.yaml").write_text(CAMPAIGN.format(npz=npz, dft=npz).replace(
+        "selection: {budget: 100}", "selection: {budget: 100, dft_budget_atoms: 60}"))
+    campaign, store, _ = generated_and_scored(tmp_path / "campaign.yaml")
+    store.close()
+    con = sqlite3.connect(campaign.database_path)
+    rows = con.execute("SELECT c.n_atoms, u.u1, c.route, c.status, c.reason FROM configuration c "
+                       "JOIN uncertainty u ON u.configuration_id = c.id ORDER BY u.u1 DESC").fetchall()
+    con.close()
+    bound = [r for r in rows if r[1] >= 0.3]  # U sends these to DFT
+    taken = [r for r in bound if r[2] == "dft"]
+    left = [r for r in bound if r[2] is None]
+    assert taken and left and len(taken) + len(left) == len(bound)
+    assert sum(r[0] for r in taken) <= 60
+    assert bound[0][2] == "dft"  # the highest U first (it fits)
+    assert all(r[3] == "not_selected" and "selection.dft_budget_atoms = 60" in r[4] for r in left)
+    assert all(r[2] == "umlip" for r in rows if r[1] < 0.3)  # uMLIP labels cost no DFT budget

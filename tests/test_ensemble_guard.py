@@ -87,3 +87,24 @@ def test_cells_that_u_sends_to_dft_above_dft_max_atoms_are_left_unlabelled_with_
     assert r.reasons[1] == (f"U = {r.u[1][1]:.2f} eV/Å needs DFT, but its 54 atoms exceed selection.dft_max_atoms = 16: "
                             "not labelled")
     assert not any(route(preds, 1.0, 1, "a", "a", force_dft=forced).skipped(k) for k in range(4))  # no cap by default
+
+
+def test_a_dft_budget_in_atoms_takes_the_highest_u_first_and_leaves_the_rest_unlabelled_with_their_reason():
+    spec = resolve_ensemble({"name": "e", "members": [{"name": "a", "kind": "chgnet", "model": "0.3.0"},
+                                                      {"name": "b", "kind": "chgnet", "model": "0.2.0"}]}, check_files=False)
+    n_atoms = np.array([2, 16, 16, 8, 8, 4])
+    per = {m: MemberPredictions(m, np.full(6, -20.0), [np.zeros((n, 3)) for n in n_atoms]) for m in ("a", "b")}
+    for i, f in ((1, 6.0), (2, 3.0), (3, 5.0), (4, 2.0)):  # U in that order: 1 > 3 > 2 > 4; 5 is low U
+        per["b"].forces[i][0] = f
+    preds = EnsemblePredictions.stack(spec, per, n_atoms)
+    forced = ["a dimer: by kind", None, None, None, None, None]
+    r = route(preds, 1.0, 1, "a", "a", force_dft=forced, dft_budget_atoms=30)
+    # 30 atoms: the dimer's 2 first, then U's order: 16 (U highest) and 8 fit (26); the other 16 does not, the last 8
+    # does not either (4 left); the low-U cell is the uMLIP's and costs nothing
+    assert r.to_umlip.tolist() == [False, False, False, False, False, True]
+    assert [r.skipped(k) for k in range(6)] == [False, False, True, False, True, False]
+    assert r.reasons[2] == (f"U = {r.u[1][2]:.2f} eV/Å needs DFT, but its 16 atoms do not fit in what is left of "
+                            "selection.dft_budget_atoms = 30 this iteration (higher U first): not labelled")
+    spent = sum(int(n_atoms[k]) for k in range(6) if not r.to_umlip[k] and not r.skipped(k))
+    assert spent == 26 <= 30
+    assert not any(route(preds, 1.0, 1, "a", "a", force_dft=forced).skipped(k) for k in range(6))  # no cap by default

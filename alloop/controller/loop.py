@@ -456,7 +456,7 @@ class Controller:
             tasks.route_task, self.ensemble, per_member, np.array([c.n_atoms for c in configs], dtype=np.int64),
             self.c.uncertainty.u_c, self.c.uncertainty.variant, self.energy_member, self.force_member,
             dft_by_kind([c.kind for c in configs], self.c.uncertainty.dft_kinds, KIND_CALIBRATION), self.c.selection.dft_max_atoms,
-            pure=False, key=f"route-{idx}-{time.time_ns()}")
+            self.c.selection.dft_budget_atoms, pure=False, key=f"route-{idx}-{time.time_ns()}")
         decision = self._result(idx, "score", fut, "U and routing")
         u_c = self.c.uncertainty.u_c
         self._check_spending(idx, decision)
@@ -473,7 +473,7 @@ class Controller:
         self.store.commit_routing(self.cid, idx, routings, self.c.uncertainty.variant, u_c, [m.name for m in self.ensemble.u_members], self.c.labels.dft.backend)
         n_dft, n_none = sum(r.route == "dft" for r in routings), sum(r.route == "none" for r in routings)
         log.info("iteration %d: %d configurations → uMLIP labels, %d → DFT (U_c = %g eV/Å)%s", idx, len(routings) - n_dft - n_none, n_dft,
-                 u_c, f", {n_none} left unlabelled: above selection.dft_max_atoms = {self.c.selection.dft_max_atoms}" if n_none else "")
+                 u_c, f", {n_none} left unlabelled (selection.dft_max_atoms or dft_budget_atoms; `alloop status` gives each reason)" if n_none else "")
 
     def _check_spending(self, idx: int, decision: Any) -> None:
         """Fail the iteration, before any DFT is submitted, when too much of it would go to DFT for want of U
@@ -715,6 +715,10 @@ class Controller:
         return self._isolated[0]
 
     def _ask_isolated_energies(self, idx: int) -> dict[str, float] | None:
+        if self.ensemble.member(self.energy_member).replays:  # asked anyway, its worker would log a traceback
+            log.info("iteration %d: %s replays stored predictions and knows no isolated atom; the fit uses absolute energies",
+                     idx, self.energy_member)
+            return None
         fut = self.ensemble_client.submit(tasks.isolated_atoms_task, self.ensemble.member(self.energy_member), list(self.c.elements),
                                           pure=False, key=f"isolated-{idx}-{time.time_ns()}")
         energies, exc = _optional_result(fut, self._stop, "isolated-atom energies", self._deaths)

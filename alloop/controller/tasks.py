@@ -106,14 +106,16 @@ def select_task(structures: list[Any], budget: int, potential: str | None, activ
 
 
 def route_task(spec: Any, per_member: dict[str, Any], n_atoms: np.ndarray, u_c: float, variant: int, energy_member: str,
-               force_member: str, force_dft: list[str | None], dft_max_atoms: int | None = None) -> Any:
+               force_member: str, force_dft: list[str | None], dft_max_atoms: int | None = None,
+               dft_budget_atoms: int | None = None) -> Any:
     """U (the computation `alloop score` writes) and where each configuration's label comes from:
     alloop.ensemble.routing.route on the stored predictions stacked as alloop.ensemble.EnsemblePredictions."""
     from alloop.ensemble import EnsemblePredictions
     from alloop.ensemble.routing import route
 
     preds = EnsemblePredictions.stack(spec, per_member, n_atoms)
-    return route(preds, u_c, variant, energy_member, force_member, force_dft=force_dft, dft_max_atoms=dft_max_atoms)
+    return route(preds, u_c, variant, energy_member, force_member, force_dft=force_dft, dft_max_atoms=dft_max_atoms,
+                 dft_budget_atoms=dft_budget_atoms)
 
 
 def reference_task(settings: Any, energy_member: str, atoms_jsons: list[str], sources: list[str], energies: list[float],

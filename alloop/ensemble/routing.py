@@ -25,9 +25,10 @@ class Routing:
     reasons: list[str | None]  # why a configuration goes to DFT other than its U
     forced: np.ndarray | None = None  # (n,) bool: labelled by DFT whatever its U (energy-reference calibration)
     too_large: np.ndarray | None = None  # (n,) bool: DFT-bound by U but above dft_max_atoms: left unlabelled
+    over_budget: np.ndarray | None = None  # (n,) bool: DFT-bound by U beyond the iteration's dft_budget_atoms: left unlabelled
 
     def skipped(self, k: int) -> bool:
-        return self.too_large is not None and bool(self.too_large[k])
+        return any(a is not None and bool(a[k]) for a in (self.too_large, self.over_budget))
 
 
 def route(
@@ -38,12 +39,15 @@ def route(
     force_member: str,
     force_dft: Sequence[str | None] | np.ndarray | None = None,
     dft_max_atoms: int | None = None,
+    dft_budget_atoms: int | None = None,
 ) -> Routing:
     """Route every configuration of `preds`; `force_dft` gives, per configuration, why it needs DFT whatever its U
     (dft_by_kind), or None; a boolean array marks energy-reference calibration cells. A configuration that U
     sends to DFT but has more than `dft_max_atoms` atoms is left unlabelled (`too_large`, with its reason): the
     DFT budget goes to cells it can afford; cells sent by kind or for calibration are exempt (they are small on
-    purpose)."""
+    purpose). `dft_budget_atoms` caps the iteration's DFT in atoms: the forced cells count first, then the cells
+    U sends go by U, highest first (U not computable counts as highest), each taken while it still fits; the
+    rest are left unlabelled (`over_budget`, with the reason)."""
     n = preds.n_structures
     u = {v: preds.uncertainty(v) for v in (0, 1, 2)}
     e_k, f_k = preds.index(energy_member), preds.index(force_member)
@@ -75,7 +79,18 @@ def route(
     for i in np.flatnonzero(too_large):
         reasons[i] = (f"U = {u[variant][i]:.2f} eV/Å needs DFT, but its {n_atoms[i]} atoms exceed selection.dft_max_atoms = "
                       f"{dft_max_atoms}: not labelled")
-    return Routing(u, to_umlip, energies, forces, reasons, forced, too_large)
+    over_budget = np.zeros(n, dtype=bool)
+    if dft_budget_atoms is not None:
+        left = dft_budget_atoms - int(n_atoms[forced].sum())
+        by_u = np.flatnonzero(~to_umlip & ~forced & ~too_large)
+        for i in by_u[np.argsort(-np.nan_to_num(u[variant][by_u], nan=np.inf), kind="stable")]:
+            if n_atoms[i] <= left:
+                left -= int(n_atoms[i])
+            else:
+                over_budget[i] = True
+                reasons[i] = (f"U = {u[variant][i]:.2f} eV/Å needs DFT, but its {n_atoms[i]} atoms do not fit in what is left of "
+                              f"selection.dft_budget_atoms = {dft_budget_atoms} this iteration (higher U first): not labelled")
+    return Routing(u, to_umlip, energies, forces, reasons, forced, too_large, over_budget)
 
 
 CALIBRATION_REASON = "energy-reference calibration: labelled by DFT whatever its U"

@@ -115,6 +115,11 @@ class MemberSpec(BaseModel):
             raise MemberError(f"{where}: kind '{self.kind}' has no task/head option (task '{self.task}' given)")
 
     @property
+    def replays(self) -> bool:
+        """True for a member that only replays stored predictions: it knows no structure it was not given."""
+        return self.kind == "replay"
+
+    @property
     def elements(self) -> frozenset[int] | None:
         """Atomic numbers this member handles, where known without loading it."""
         return shipped_elements(self.kind, self.model)

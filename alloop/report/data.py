@@ -118,8 +118,8 @@ def iteration_table(t: CampaignTables) -> pd.DataFrame:
     g["label_atoms"] = c["n_atoms"].where(labelled, 0).groupby(c["iteration_idx"]).sum()
     g = g.fillna(0).astype(int)
     d = t.dft
-    wall = pd.Series([float(m.get("wall_s", np.nan)) for m in d["meta"]], index=d.index) / 3600.0
-    core = pd.Series([_core_hours(m) for m in d["meta"]], index=d.index)
+    wall = pd.Series([float(m.get("wall_s", np.nan)) for m in d["meta"]], index=d.index, dtype=float) / 3600.0  # float even when empty
+    core = pd.Series([_core_hours(m) for m in d["meta"]], index=d.index, dtype=float)
     g["dft_wall_h"] = wall.groupby(d["iteration_idx"]).sum(min_count=1).reindex(g.index)
     g["dft_core_h"] = core.groupby(d["iteration_idx"]).sum(min_count=1).reindex(g.index)
     g["cum_dft_atoms"] = g["dft_label_atoms"].cumsum()
