@@ -46,6 +46,8 @@ generate:
   lattice: bcc
   max_atoms: 8
   counts: {strained_bulk: 2, rattled_bulk: 2, vacancy: 0, interstitial: 0, surface: 0, dimer: 1, compressed: 0}
+  dimer_distances: [1.5, 3.0]   # an 8.5 Å box, as the tiny campaign's (tests/campaigns.py)
+  vacuum: 5.5
 selection: {budget: 10}
 train: {n_functions: 8, maxiter: 15, test_fraction: 0.0, final_maxiter: 0}
 convergence: {target_share: 0.0, min_sample: 4}
