@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from alloop import paper, uq
 from alloop.cli import main
 from alloop.cli.status import collect
 from alloop.errors import StateError
 from alloop.report import build_report
-from alloop.state import Store
+from alloop.state import ReadOnlyStore, Store
 from tests.report_campaign import FORCE_MEMBER, build_campaign_db
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -257,8 +258,10 @@ def test_the_report_never_writes_and_works_beside_a_writing_controller(campaign_
     assert hashlib.sha256(campaign_db.read_bytes()).hexdigest() == digest
     ro = Store.open_readonly(campaign_db)
     try:
+        assert isinstance(ro, ReadOnlyStore) and not hasattr(ro, "log_event")  # no write methods at all
         with pytest.raises(StateError, match="could not be written"):
-            ro.log_event(1, None, "info", "test", "a read-only store refuses to write")
+            with ro._tx() as c:  # and its connection refuses a write all the same
+                c.execute(text("INSERT INTO event (campaign_id, ts, level, kind, message) VALUES (1, 0, 'info', 'test', 'no')"))
     finally:
         ro.close()
 
@@ -308,7 +311,7 @@ def test_a_sweep_adds_its_table_and_figure(campaign_db, report, tmp_path, monkey
         return rows
 
     assert "U_c sweep" not in report.read_text()  # no sweep results: no section
-    monkeypatch.setattr(Store, "sweep_results", sweep_results, raising=False)
+    monkeypatch.setattr(ReadOnlyStore, "sweep_results", sweep_results)
     index = build_report(campaign_db, tmp_path / "sweep")
     dom = render(index, tmp_path)
     assert "U_c sweep" in dom.sections and "sweep.png" in dom.images

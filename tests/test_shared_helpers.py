@@ -117,10 +117,10 @@ def test_the_fit_uses_the_shared_helpers_and_the_shared_error_metrics(tmp_path: 
     import numpy as np
     import pandas as pd
 
-    from alloop.train import fit
+    from alloop.train import fit, frame
     from alloop.train.evaluate import error_metrics
 
-    source = inspect.getsource(fit)
+    source = inspect.getsource(fit) + inspect.getsource(frame)
     for own in ("def _write_json_atomic", "def _fsync", "def _locked", "def _signal_name", "subprocess.Popen",
                 "fcntl", "os.killpg", "python-ace=="):
         assert own not in source, own

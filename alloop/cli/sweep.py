@@ -79,7 +79,7 @@ def sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     from alloop.state import Store
     from alloop.state.db import latest_version
     from alloop.train import fit_ace, predict, training_frame
-    from alloop.train.fit import fit_fingerprint
+    from alloop.train.frame import fit_fingerprint
     from alloop.train.sweep import fit_dir, fit_settings, format_uc, held_out_split, sweep_frame, sweep_row
 
     campaign = load_campaign(args.campaign)

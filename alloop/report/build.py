@@ -22,7 +22,7 @@ from alloop.report import data, plots
 from alloop.report.html import Page, fmt, table
 from alloop.report.properties import properties_section
 from alloop.report.summary import summarize
-from alloop.state import Store
+from alloop.state import ReadOnlyStore
 from alloop.state.db import latest_version
 
 
@@ -36,7 +36,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
     Raises StateError when the file is not a readable campaign database."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
-    store = Store.open_readonly(db_path)
+    store = ReadOnlyStore.open_readonly(db_path)
     latest = latest_version()
     try:
         summary = summarize(store, n_events=8)
@@ -46,7 +46,7 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
         events = store.events_at(camp["id"], ("warning", "error"))
         parity = _parity_subset(tables.dft)
         parity["atoms_json"] = parity["id"].map(store.geometries(parity["id"].tolist()))
-        sweep = _sweep_rows(store, camp["id"])
+        sweep = store.sweep_results(camp["id"])
         properties = store.property_results(camp["id"])
         schema = store.schema_version
     except DBAPIError as exc:
@@ -85,11 +85,6 @@ def build_report(db_path: str | Path, outdir: str | Path) -> Path:
     index = out / "index.html"
     write_text_atomic(index, page.render())  # a browser reloading during a rebuild sees the old page or the new
     return index
-
-
-def _sweep_rows(store: Store, cid: int) -> list[dict[str, Any]]:
-    results = getattr(store, "sweep_results", None)  # present once `alloop sweep` is installed
-    return list(results(cid)) if results is not None else []
 
 
 # ------------------------------------------------------------------------------------------ sections

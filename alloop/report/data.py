@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from alloop import uq
-from alloop.state import Store, from_blob
+from alloop.state import ReadOnlyStore, from_blob
 from alloop.structures import flatten_forces
 
 
@@ -41,7 +41,7 @@ def force_member(config: dict[str, Any]) -> str | None:
         return labels.get("force_member")
 
 
-def load_tables(store: Store, cid: int, config: dict[str, Any]) -> CampaignTables:
+def load_tables(store: ReadOnlyStore, cid: int, config: dict[str, Any]) -> CampaignTables:
     notes: list[str] = []
     member = force_member(config)
     if member is None:

@@ -6,10 +6,10 @@ import json
 import time
 from typing import Any
 
-from alloop.state import Store
+from alloop.state import ReadOnlyStore
 
 
-def summarize(store: Store, n_events: int = 8) -> dict[str, Any]:
+def summarize(store: ReadOnlyStore, n_events: int = 8) -> dict[str, Any]:
     """State, label counts, DFT queue, γ trend, current potential and recent events of the store's campaign.
     Reads only: works on a read-only store."""
     camp = store.campaign()
@@ -46,7 +46,7 @@ def summarize(store: Store, n_events: int = 8) -> dict[str, Any]:
     }
 
 
-def _final(store: Store, cid: int) -> dict[str, Any] | None:
+def _final(store: ReadOnlyStore, cid: int) -> dict[str, Any] | None:
     """The campaign's final potential (pending while its fit runs), or None before the campaign ends."""
     f = store.final_potential(cid)
     if f is None:
@@ -55,7 +55,7 @@ def _final(store: Store, cid: int) -> dict[str, Any] | None:
             "pending": f["path"] is None, "outcome": f["outcome"], "metrics": f["metrics"]}
 
 
-def learning_curve(store: Store, cid: int) -> list[dict[str, Any]]:
+def learning_curve(store: ReadOnlyStore, cid: int) -> list[dict[str, Any]]:
     """Per potential, the final one last (`final`: true): its training errors, its errors on each external test
     set (train.test_sets) and the DFT atoms labelled and the DFT wall hours (the calculations' own run times) up to
     its iteration."""

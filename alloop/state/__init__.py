@@ -1,21 +1,26 @@
-"""Campaign state in SQLite: the single source of truth the controller resumes from."""
+"""Campaign state in SQLite: the single source of truth the controller resumes from.
 
-from alloop.state.store import (
+`Store` (store.py) is the loop's writer; `ReadOnlyStore` (queries.py) what the commands that only read open;
+the rows both exchange are in records.py, the sweep's table in sweeps.py."""
+
+from alloop.state.queries import ReadOnlyStore
+from alloop.state.records import (
     DFTJob,
     NewConfiguration,
     Prediction,
     Routing,
-    Store,
     StoredConfiguration,
     TrainingRow,
     from_blob,
     to_blob,
 )
+from alloop.state.store import Store
 
 __all__ = [
     "DFTJob",
     "NewConfiguration",
     "Prediction",
+    "ReadOnlyStore",
     "Routing",
     "Store",
     "StoredConfiguration",

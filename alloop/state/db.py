@@ -1,9 +1,12 @@
-"""SQLite engine set-up (WAL, BEGIN IMMEDIATE, busy timeout) and schema migrations from db/*.sql."""
+"""SQLite engine set-up (WAL, BEGIN IMMEDIATE, busy timeout; the read-only commands' `mode=ro` engine) and schema
+migrations from db/*.sql."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
@@ -54,6 +57,24 @@ def make_engine(path: Path) -> Engine:
 
     return engine
 
+
+def make_readonly_engine(path: Path) -> Engine:
+    """Engine that can never write (SQLite `mode=ro`, `PRAGMA query_only`) and never takes or waits on a write
+    lock: its transactions are plain deferred ones, which in the WAL journal go on beside a writer's."""
+    # on a read-only file system no writer can exist, and a WAL database cannot make its shared-memory file
+    # there: SQLite reads it as immutable
+    flags = "mode=ro" if os.access(path.resolve().parent, os.W_OK) else "mode=ro&immutable=1"
+    engine = create_engine(f"sqlite:///file:{path.resolve()}?{flags}&uri=true", future=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: object) -> None:
+        cur = dbapi_conn.cursor()
+        # a WAL reader waits only in rare moments (another connection recovering the WAL): a short wait
+        cur.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA query_only = ON")
+        cur.close()
+
+    return engine
 
 def schema_version(engine: Engine) -> int:
     """The database's own schema version (PRAGMA user_version), read outside any transaction: no write lock

@@ -1,139 +1,64 @@
-"""Every read and write of campaign state. Each public method is one transaction, so a process killed at
-any moment leaves the database at the last completed transition, never half-written."""
+"""The loop's writes to campaign state (campaign, iterations, configurations, predictions, DFT jobs, potentials,
+properties, events) and the reads only the controller needs. Each public method is one transaction, so a
+process killed at any moment leaves the database at the last completed transition, never half-written. The
+queries of the read-only commands come from ReadOnlyStore (alloop.state.queries), the sweep's table from
+alloop.state.sweeps; Store inherits both, so the controller has one object for all of it."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, create_engine, text
-from sqlalchemy import event as sa_event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from alloop.errors import StateError
-from alloop.state.db import READ_BUSY_TIMEOUT_MS, make_engine, migrate
+from alloop.state.db import make_engine, migrate
+from alloop.state.queries import ReadOnlyStore
+from alloop.state.records import (
+    DFTJob,
+    NewConfiguration,
+    Prediction,
+    Routing,
+    StoredConfiguration,
+    TrainingRow,
+    from_blob,
+    id_list,
+    insert_event,
+    to_blob,
+)
+from alloop.state.sweeps import SweepRecords
 
 STAGES = ("generate", "score", "label", "train", "evaluate", "final", "done")
 
 
-def to_blob(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr, dtype=np.float64), allow_pickle=False)
-    return buf.getvalue()
-
-
-def from_blob(blob: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(blob), allow_pickle=False)
-
-
-@dataclass(frozen=True)
-class NewConfiguration:
-    hash: str
-    kind: str
-    n_atoms: int
-    formula: str
-    atoms_json: str
-    status: str = "selected"
-    reason: str | None = None
-    source_json: str | None = None  # provenance: a data set's {"file", "index", "group"}; a relaxed motif's {"relaxed": {...}}
-
-
-@dataclass(frozen=True)
-class StoredConfiguration:
-    id: int
-    hash: str
-    kind: str
-    n_atoms: int
-    atoms_json: str
-    status: str
-    route: str | None
-
-
-@dataclass(frozen=True)
-class Prediction:
-    configuration_id: int
-    member: str
-    energy: float | None
-    forces: np.ndarray | None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Routing:
-    """Outcome of scoring one configuration: U values and where its label comes from."""
-
-    configuration_id: int
-    u0: float
-    u1: float
-    u2: float
-    route: str  # umlip | dft | none (DFT-bound but not labelled: status not_selected, with the reason)
-    umlip_energy: float | None = None
-    umlip_forces: np.ndarray | None = None
-    umlip_backend: str | None = None
-    dft_workdir: str | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class DFTJob:
-    id: int
-    configuration_id: int
-    hash: str
-    atoms_json: str
-    status: str
-    attempts: int
-    workdir: str
-    job_ref: str | None = None  # the batch system's job id, when the calculation runs as its own batch job
-    corrections_json: str = "[]"  # the corrections applied so far (alloop.label.handlers), oldest first
-
-    @property
-    def corrections(self) -> list[dict[str, Any]]:
-        return list(json.loads(self.corrections_json))
-
-
-@dataclass(frozen=True)
-class TrainingRow:
-    configuration_id: int
-    atoms_json: str
-    source: str
-    backend: str
-    energy: float
-    forces: np.ndarray
-    reference_energy: float | None  # the energy member's prediction: aligns DFT energies onto its scale
-    kind: str = ""
-    u: float | None = None  # the campaign's U variant at routing; None where U was not computable
-
-
-class Store:
+class Store(SweepRecords, ReadOnlyStore):
     """The campaign database. Open with `Store.open(path)`; schema migrations run on open."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        folder = self.path.resolve().parent
-        if folder.is_dir() and not os.access(folder, os.W_OK):
-            raise StateError(
-                f"the campaign database {self.path} cannot be written: its folder {folder} is read-only (a read-only "
-                "file system or mount, or its permissions). `alloop run` writes every step there: make it writable or "
-                "point `workdir` elsewhere; `alloop status` and `alloop report` read it as it is")
-        self.engine = make_engine(self.path)
-        try:
-            self.schema_version = migrate(self.engine)
-        except (DBAPIError, sqlite3.DatabaseError) as exc:  # the connect-time pragmas raise the driver's own error
-            self.engine.dispose()
-            raise StateError(f"{self.path} is not a readable campaign database ({getattr(exc, 'orig', exc)})") from exc
+    readonly = False
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
-        return cls(Path(path))
+        p = Path(path)
+        folder = p.resolve().parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            raise StateError(
+                f"the campaign database {p} cannot be written: its folder {folder} is read-only (a read-only "
+                "file system or mount, or its permissions). `alloop run` writes every step there: make it writable or "
+                "point `workdir` elsewhere; `alloop status` and `alloop report` read it as it is")
+        engine = make_engine(p)
+        try:
+            version = migrate(engine)
+        except (DBAPIError, sqlite3.DatabaseError) as exc:  # the connect-time pragmas raise the driver's own error
+            engine.dispose()
+            raise StateError(f"{p} is not a readable campaign database ({getattr(exc, 'orig', exc)})") from exc
+        return cls(p, engine, version)
 
     @classmethod
     def open_existing(cls, path: str | Path) -> Store:
@@ -142,35 +67,7 @@ class Store:
         p = Path(path)
         if not p.is_file():
             raise StateError(f"no campaign database at {p}")
-        return cls(p)
-
-    readonly = False  # True for a store from `open_readonly`
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def _unreadable(self, exc: DBAPIError) -> str:
-        from alloop.state.db import latest_version
-
-        latest = latest_version()
-        old = (f"; its schema version {self.schema_version} is older than this alloop's ({latest}) and a read-only "
-               "command does not migrate it: `alloop run` does") if self.schema_version < latest else ""
-        return f"the campaign database {self.path} could not be read ({exc.orig}){old}"
-
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        """One transaction: all of it lands or none of it (SQLite rolls back on any error)."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            if self.readonly and "readonly" not in str(exc.orig):
-                raise StateError(self._unreadable(exc)) from exc  # a read that failed (an older schema, a damaged file)
-            # the typical causes on a cluster: a full disk or quota, a read-only or vanished file system
-            raise StateError(
-                f"the campaign database {self.path} could not be written ({exc.orig}); nothing of this step was "
-                "saved. Free disk space (or fix the file system) and run `alloop run` again to continue"
-            ) from exc
+        return cls.open(p)
 
     # ---------------------------------------------------------------- campaign and iterations
     def open_campaign(self, name: str, config_json: str) -> int:
@@ -191,11 +88,12 @@ class Store:
                     ),
                     {"n": name, "cfg": config_json, "t": now},
                 ).scalar_one()
-                self._event(c, cid, None, "info", "campaign", f"campaign '{name}' created")
+                insert_event(c, cid, None, "info", "campaign", f"campaign '{name}' created")
                 return int(cid)
             cid = int(row.id)
             c.execute(text("UPDATE campaign SET status='running', updated_at=:t WHERE id=:id AND status IN ('stopped')"), {"t": now, "id": cid})
             return cid
+
 
     def apply_config(self, cid: int, config_json: str, changes: list[dict[str, Any]], accepted: bool) -> None:
         """Record the campaign file as it is now, with the differences from the last run as an event."""
@@ -203,11 +101,12 @@ class Store:
             c.execute(text("UPDATE campaign SET config_json=:cfg, updated_at=:t WHERE id=:id"),
                       {"cfg": config_json, "t": time.time(), "id": cid})
             what = "accepted with --accept-changes" if accepted else "applied"
-            self._event(c, cid, None, "warning", "config",
+            insert_event(c, cid, None, "warning", "config",
                         f"campaign file changed since the last run ({len(changes)} setting(s), {what}): "
                         + "; ".join(f"{ch['field']}: {ch['old']!r} -> {ch['new']!r}"
                                     + (" (a changed default)" if ch.get("default_changed") else "") for ch in changes),
                         {"changes": changes, "accepted": accepted})
+
 
     def file_fingerprints(self, cid: int) -> dict[tuple[str, str], Any]:
         """(role, path) -> alloop.fingerprints.Fingerprint of the files the campaign referred to at its last run."""
@@ -216,6 +115,7 @@ class Store:
         with self._tx() as c:
             rows = c.execute(text("SELECT role, path, size, mtime_ns, sha256 FROM file_fingerprint WHERE campaign_id=:c"), {"c": cid}).all()
         return {(r.role, r.path): Fingerprint(r.role, r.path, int(r.size), int(r.mtime_ns), r.sha256) for r in rows}
+
 
     def save_file_fingerprints(self, cid: int, current: Sequence[Any], changed: Sequence[tuple[Any, Any]], accepted: bool) -> None:
         """The files' fingerprints as they are now; the changed ones (accepted with --accept-changes) as an event."""
@@ -230,10 +130,11 @@ class Store:
                           {"c": cid, "r": f.role, "p": f.path, "s": f.size, "m": f.mtime_ns, "h": f.sha256, "t": now})
             if changed:
                 what = "accepted with --accept-changes" if accepted else "recorded"
-                self._event(c, cid, None, "warning", "config",
+                insert_event(c, cid, None, "warning", "config",
                             f"files changed since the last run ({len(changed)}, {what}): " + "; ".join(describe(o, n) for o, n in changed),
                             {"files": [{"role": n.role, "path": n.path, "old_sha256": o.sha256, "new_sha256": n.sha256} for o, n in changed],
                              "accepted": accepted})
+
 
     def reopen_campaign(self, cid: int, message: str) -> None:
         """A finished campaign runs on (its iteration limit was raised)."""
@@ -241,7 +142,8 @@ class Store:
             c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
             # the final potential belonged to the ending that is now undone; the new ending fits its own
             c.execute(text("DELETE FROM final_potential WHERE campaign_id=:c"), {"c": cid})
-            self._event(c, cid, None, "info", "campaign", message)
+            insert_event(c, cid, None, "info", "campaign", message)
+
 
     def retry_iteration(self, cid: int, idx: int) -> str:
         """A failed iteration back at the stage it failed in (its quarantined DFT jobs queued again with a fresh
@@ -255,27 +157,21 @@ class Store:
                     text("SELECT j.id FROM dft_job j JOIN configuration c ON c.id=j.configuration_id "
                          "WHERE c.campaign_id=:c AND c.iteration_idx=:i AND j.status='quarantined'"), {"c": cid, "i": idx}).scalars().all()
                 if ids:
-                    c.execute(text(f"UPDATE dft_job SET status='queued', attempts=0, job_id=NULL, updated_at=:t WHERE id IN ({_ids(ids)})"), {"t": time.time()})
-                    c.execute(text(f"UPDATE configuration SET status='scored' WHERE id IN (SELECT configuration_id FROM dft_job WHERE id IN ({_ids(ids)}))"))
+                    c.execute(text(f"UPDATE dft_job SET status='queued', attempts=0, job_id=NULL, updated_at=:t WHERE id IN ({id_list(ids)})"), {"t": time.time()})
+                    c.execute(text(f"UPDATE configuration SET status='scored' WHERE id IN (SELECT configuration_id FROM dft_job WHERE id IN ({id_list(ids)}))"))
             if stage == "score":  # the failed predictions are asked again: the member may have been fixed
                 c.execute(text("DELETE FROM prediction WHERE error IS NOT NULL AND configuration_id IN "
                                "(SELECT id FROM configuration WHERE campaign_id=:c AND iteration_idx=:i)"), {"c": cid, "i": idx})
             c.execute(text("UPDATE iteration SET stage=:s, failed_stage=NULL, finished_at=NULL WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
             c.execute(text("UPDATE campaign SET status='running', message=NULL, updated_at=:t WHERE id=:id"), {"t": time.time(), "id": cid})
-            self._event(c, cid, idx, "warning", "campaign", f"iteration {idx} retried from stage {stage} (alloop run --retry)")
+            insert_event(c, cid, idx, "warning", "campaign", f"iteration {idx} retried from stage {stage} (alloop run --retry)")
         return str(stage)
 
-    def campaign(self, name: str | None = None) -> dict[str, Any]:
-        with self._tx() as c:
-            q = "SELECT * FROM campaign" + (" WHERE name=:n" if name else " ORDER BY id LIMIT 1")
-            row = c.execute(text(q), {"n": name}).mappings().first()
-        if row is None:
-            raise StateError(f"no campaign {'named ' + repr(name) + ' ' if name else ''}in {self.path}")
-        return dict(row)
 
     def finish_campaign(self, cid: int, status: str, message: str) -> None:
         with self._tx() as c:
             self._finish(c, cid, status, message)
+
 
     def fail_iteration(self, cid: int, idx: int, stage: str, message: str) -> None:
         """The iteration (failed in `stage`) and the campaign marked failed, in one transaction."""
@@ -284,19 +180,14 @@ class Store:
             c.execute(text("UPDATE iteration SET failed_stage=:s WHERE campaign_id=:c AND idx=:i"), {"s": stage, "c": cid, "i": idx})
             self._finish(c, cid, "failed", message)
 
+
     def _finish(self, c: Connection, cid: int, status: str, message: str) -> None:
         c.execute(
             text("UPDATE campaign SET status=:s, message=:m, updated_at=:t WHERE id=:id"),
             {"s": status, "m": message, "t": time.time(), "id": cid},
         )
-        self._event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
+        insert_event(c, cid, None, "info" if status in ("converged", "max_iterations") else "error", "campaign", message)
 
-    def current_iteration(self, cid: int) -> tuple[int, str] | None:
-        with self._tx() as c:
-            row = c.execute(
-                text("SELECT idx, stage FROM iteration WHERE campaign_id=:c ORDER BY idx DESC LIMIT 1"), {"c": cid}
-            ).first()
-        return None if row is None else (int(row.idx), str(row.stage))
 
     def start_iteration(self, cid: int, idx: int) -> None:
         with self._tx() as c:
@@ -304,11 +195,13 @@ class Store:
                 text("INSERT OR IGNORE INTO iteration (campaign_id, idx, stage, started_at) VALUES (:c, :i, 'generate', :t)"),
                 {"c": cid, "i": idx, "t": time.time()},
             )
-            self._event(c, cid, idx, "info", "iteration", f"iteration {idx} started")
+            insert_event(c, cid, idx, "info", "iteration", f"iteration {idx} started")
+
 
     def set_stage(self, cid: int, idx: int, stage: str, message: str | None = None) -> None:
         with self._tx() as c:
             self._set_stage(c, cid, idx, stage, message)
+
 
     def _set_stage(self, c: Connection, cid: int, idx: int, stage: str, message: str | None = None) -> None:
         if stage not in STAGES and stage != "failed":
@@ -318,7 +211,8 @@ class Store:
             text("UPDATE iteration SET stage=:s, message=COALESCE(:m, message), finished_at=:f WHERE campaign_id=:c AND idx=:i"),
             {"s": stage, "m": message, "f": finished, "c": cid, "i": idx},
         )
-        self._event(c, cid, idx, "info", "stage", f"iteration {idx}: stage {stage}" + (f" ({message})" if message else ""))
+        insert_event(c, cid, idx, "info", "stage", f"iteration {idx}: stage {stage}" + (f" ({message})" if message else ""))
+
 
     # ---------------------------------------------------------------- configurations
     def commit_selection(self, cid: int, idx: int, configs: Sequence[NewConfiguration]) -> int:
@@ -338,9 +232,10 @@ class Store:
                 )
             after = c.execute(text("SELECT COUNT(*) FROM configuration WHERE campaign_id=:c"), {"c": cid}).scalar_one()
             n_failed = sum(1 for cfg in configs if cfg.status == "failed")
-            self._event(c, cid, idx, "info", "select", f"{after - before} new configurations ({n_failed} rejected as unphysical)")
+            insert_event(c, cid, idx, "info", "select", f"{after - before} new configurations ({n_failed} rejected as unphysical)")
             self._set_stage(c, cid, idx, "score")
         return int(after - before)
+
 
     def configurations(self, cid: int, idx: int | None = None, status: str | None = None) -> list[StoredConfiguration]:
         q = "SELECT id, hash, kind, n_atoms, atoms_json, status, route FROM configuration WHERE campaign_id=:c"
@@ -352,19 +247,17 @@ class Store:
             rows = c.execute(text(q + " ORDER BY id"), {"c": cid, "i": idx, "s": status}).all()
         return [StoredConfiguration(*r) for r in rows]
 
-    def known_hashes(self, cid: int) -> set[str]:
-        with self._tx() as c:
-            return set(c.execute(text("SELECT hash FROM configuration WHERE campaign_id=:c"), {"c": cid}).scalars())
 
     # ---------------------------------------------------------------- predictions and U
     def missing_predictions(self, config_ids: Sequence[int], members: Sequence[str]) -> dict[str, list[int]]:
         """For each member, the configurations it has not predicted yet."""
         with self._tx() as c:
             have = c.execute(
-                text(f"SELECT configuration_id, member FROM prediction WHERE configuration_id IN ({_ids(config_ids)})")
+                text(f"SELECT configuration_id, member FROM prediction WHERE configuration_id IN ({id_list(config_ids)})")
             ).all() if config_ids else []
         done = {(int(r[0]), r[1]) for r in have}
         return {m: [i for i in config_ids if (i, m) not in done] for m in members}
+
 
     def save_predictions(self, rows: Iterable[Prediction]) -> None:
         params = [
@@ -385,6 +278,7 @@ class Store:
                 params,
             )
 
+
     def predictions(self, config_ids: Sequence[int], members: Sequence[str]) -> dict[tuple[int, str], Prediction]:
         if not config_ids:
             return {}
@@ -392,7 +286,7 @@ class Store:
             rows = c.execute(
                 text(
                     "SELECT configuration_id, member, energy, forces, error FROM prediction "
-                    f"WHERE configuration_id IN ({_ids(config_ids)})"
+                    f"WHERE configuration_id IN ({id_list(config_ids)})"
                 )
             ).all()
         wanted = set(members)
@@ -401,6 +295,7 @@ class Store:
             for r in rows
             if r[1] in wanted
         }
+
 
     def commit_routing(self, cid: int, idx: int, routings: Sequence[Routing], variant: int, u_c: float, members: Sequence[str], backend: str) -> None:
         """Store U, the route of every scored configuration, the uMLIP labels and the queued DFT jobs,
@@ -441,12 +336,13 @@ class Store:
                     {"r": None if r.route == "none" else r.route, "s": status, "why": r.reason, "id": r.configuration_id},
                 )
             n_dft, n_none = sum(r.route == "dft" for r in routings), sum(r.route == "none" for r in routings)
-            self._event(
+            insert_event(
                 c, cid, idx, "info", "route",
                 f"scored {len(routings)} configurations: {len(routings) - n_dft - n_none} labelled by uMLIP, {n_dft} sent to DFT "
                 f"(U_c={u_c:g} eV/Å)" + (f", {n_none} DFT-bound but too large for selection.dft_max_atoms, not labelled" if n_none else ""),
             )
             self._set_stage(c, cid, idx, "label")
+
 
     # ---------------------------------------------------------------- DFT jobs
     def dft_jobs(self, cid: int, idx: int | None = None, statuses: Sequence[str] = ("queued", "running")) -> list[DFTJob]:
@@ -462,12 +358,14 @@ class Store:
             rows = c.execute(text(q + " ORDER BY j.id"), {"c": cid, "i": idx}).all()
         return [DFTJob(*r) for r in rows]
 
+
     def mark_job_running(self, job_id: int, job_ref: str | None = None) -> None:
         with self._tx() as c:
             c.execute(
                 text("UPDATE dft_job SET status='running', job_id=COALESCE(:ref, job_id), updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
                 {"ref": job_ref, "t": time.time(), "id": job_id},
             )
+
 
     def release_job(self, job_id: int, corrections: list[dict[str, Any]] | None = None) -> None:
         """Forget the batch job id so the calculation is submitted again (after a correction, or when the
@@ -478,6 +376,7 @@ class Store:
                      "updated_at=:t WHERE id=:id AND status IN ('queued','running')"),
                 {"t": time.time(), "id": job_id, "k": None if corrections is None else json.dumps(corrections)},
             )
+
 
     def complete_dft_job(self, job_id: int, backend: str, energy: float, forces: np.ndarray, stress: np.ndarray | None, meta: dict[str, Any]) -> bool:
         """Store a DFT label; returns False (and stores nothing) when the job was already done."""
@@ -500,6 +399,7 @@ class Store:
             c.execute(text("UPDATE configuration SET status='labelled', reason=NULL WHERE id=:id"), {"id": row.configuration_id})
         return True
 
+
     def fail_dft_job(self, job_id: int, reason: str, max_attempts: int) -> str:
         """Count a failed attempt; quarantine the configuration once the budget is spent. Returns the new status."""
         now = time.time()
@@ -514,8 +414,9 @@ class Store:
             if status == "quarantined":
                 c.execute(text("UPDATE configuration SET status='quarantined', reason=:r WHERE id=:id"), {"r": reason, "id": row.configuration_id})
             cid = c.execute(text("SELECT campaign_id FROM configuration WHERE id=:id"), {"id": row.configuration_id}).scalar_one()
-            self._event(c, cid, None, "warning", "dft", f"DFT job {job_id} attempt {attempts} failed ({status}): {reason}")
+            insert_event(c, cid, None, "warning", "dft", f"DFT job {job_id} attempt {attempts} failed ({status}): {reason}")
         return status
+
 
     # ---------------------------------------------------------------- training data and potentials
     def training_rows(self, cid: int, energy_member: str) -> list[TrainingRow]:
@@ -533,22 +434,11 @@ class Store:
             ).all()
         return [TrainingRow(int(r[0]), r[1], r[2], r[3], float(r[4]), from_blob(r[5]), r[6], r[7], r[8]) for r in rows]
 
+
     def stored_config(self, cid: int) -> str:
         with self._tx() as c:
             return str(c.execute(text("SELECT config_json FROM campaign WHERE id=:id"), {"id": cid}).scalar_one())
 
-    def energy_reference(self, cid: int) -> dict[str, Any] | None:
-        """The energy reference frozen with an earlier potential (the first one that had DFT and uMLIP
-        labels to align, or any with method none), or None."""
-        with self._tx() as c:
-            rows = c.execute(
-                text("SELECT references_json FROM potential WHERE campaign_id=:c ORDER BY iteration_idx"), {"c": cid}
-            ).scalars().all()
-        for r in rows:
-            ref = json.loads(r)
-            if ref.get("frozen"):
-                return ref
-        return None
 
     def save_potential(self, cid: int, idx: int, path: str, active_set: str | None, n_train: int, metrics: dict[str, Any], references: dict[str, Any]) -> None:
         with self._tx() as c:
@@ -559,14 +449,9 @@ class Store:
                 ),
                 {"c": cid, "i": idx, "p": path, "a": active_set, "n": n_train, "m": json.dumps(metrics, default=float), "r": json.dumps(references), "t": time.time()},
             )
-            self._event(c, cid, idx, "info", "train", f"potential fitted on {n_train} configurations: {path}")
+            insert_event(c, cid, idx, "info", "train", f"potential fitted on {n_train} configurations: {path}")
             self._set_stage(c, cid, idx, "evaluate")
 
-    def latest_potential(self, cid: int, before_idx: int | None = None) -> dict[str, Any] | None:
-        q = "SELECT * FROM potential WHERE campaign_id=:c" + (" AND iteration_idx < :i" if before_idx is not None else "")
-        with self._tx() as c:
-            row = c.execute(text(q + " ORDER BY iteration_idx DESC LIMIT 1"), {"c": cid, "i": before_idx}).mappings().first()
-        return None if row is None else dict(row)
 
     def save_gamma_eval(
         self, cid: int, idx: int, gamma_max: np.ndarray, threshold: float, stats: dict[str, Any], next_stage: str,
@@ -594,8 +479,9 @@ class Store:
                 ),
                 {"c": cid, "i": idx, "n": len(gamma_max), "th": threshold, "sh": share, "g": to_blob(gamma_max), "s": json.dumps(stats), "t": time.time()},
             )
-            self._event(c, cid, idx, "info", "gamma", f"{share:.1%} of {len(gamma_max)} sampled frames and motifs have max γ > {threshold:g}")
+            insert_event(c, cid, idx, "info", "gamma", f"{share:.1%} of {len(gamma_max)} sampled frames and motifs have max γ > {threshold:g}")
             self._set_stage(c, cid, idx, next_stage)
+
 
     def candidate_pool(self, cid: int, idx: int) -> str | None:
         """Iteration `idx`'s candidate pool as the previous evaluation drew it (JSON), or None (iteration 0, or a
@@ -606,18 +492,6 @@ class Store:
             return c.execute(text("SELECT pool_json FROM candidate_pool WHERE campaign_id=:c AND iteration_idx=:i"),
                              {"c": cid, "i": idx}).scalar()
 
-    def final_potential(self, cid: int) -> dict[str, Any] | None:
-        """The campaign's final fit: iteration_idx, outcome, message and, once fitted, path, active_set, n_train and
-        metrics; None when the campaign has not ended (or predates final fits)."""
-        if self.schema_version < 8:  # read without migrating: no final fits yet
-            return None
-        with self.engine.connect() as c:
-            row = c.execute(text("SELECT * FROM final_potential WHERE campaign_id=:c"), {"c": cid}).mappings().first()
-        if row is None:
-            return None
-        out = dict(row)
-        out["metrics"] = json.loads(out.pop("metrics_json") or "null")
-        return out
 
     def finish_final(self, cid: int, idx: int, path: str, active_set: str | None, n_train: int, metrics: dict[str, Any],
                      message: str) -> None:
@@ -629,68 +503,10 @@ class Store:
                            "WHERE campaign_id=:c"),
                       {"c": cid, "p": path, "a": active_set, "n": n_train, "m": json.dumps(metrics, default=float), "msg": message,
                        "t": time.time()})
-            self._event(c, cid, idx, "info", "train", f"final potential fitted on {n_train} configurations: {path}")
+            insert_event(c, cid, idx, "info", "train", f"final potential fitted on {n_train} configurations: {path}")
             self._set_stage(c, cid, idx, "done")
             self._finish(c, cid, outcome, message)
 
-    def gamma_history(self, cid: int) -> list[dict[str, Any]]:
-        with self._tx() as c:
-            rows = c.execute(
-                text("SELECT iteration_idx, n_candidates, threshold, share_above, stats_json FROM gamma_eval WHERE campaign_id=:c ORDER BY iteration_idx"),
-                {"c": cid},
-            ).mappings().all()
-        return [{**dict(r), "stats": json.loads(r["stats_json"])} for r in rows]
-
-    # ---------------------------------------------------------------- sweeps (`alloop sweep`)
-    def sweep_inputs(self, cid: int, energy_member: str, force_member: str) -> list[dict[str, Any]]:
-        """Every scored configuration with its U (campaign variant), its DFT label where one exists and
-        the label members' predictions: the input of `alloop sweep`."""
-        with self._tx() as c:
-            rows = c.execute(
-                text(
-                    "SELECT c.id, c.atoms_json, CASE u.variant WHEN 0 THEN u.u0 WHEN 1 THEN u.u1 ELSE u.u2 END, "
-                    "l.energy, l.forces, pe.energy, pf.forces FROM configuration c "
-                    "JOIN uncertainty u ON u.configuration_id=c.id "
-                    "LEFT JOIN label l ON l.configuration_id=c.id AND l.source='dft' "
-                    "LEFT JOIN prediction pe ON pe.configuration_id=c.id AND pe.member=:em "
-                    "LEFT JOIN prediction pf ON pf.configuration_id=c.id AND pf.member=:fm "
-                    "WHERE c.campaign_id=:c ORDER BY c.id"
-                ),
-                {"c": cid, "em": energy_member, "fm": force_member},
-            ).all()
-        return [
-            {"id": int(r[0]), "atoms_json": r[1], "u": r[2], "e_dft": r[3], "f_dft": None if r[4] is None else from_blob(r[4]),
-             "e_umlip": r[5], "f_umlip": None if r[6] is None else from_blob(r[6])}
-            for r in rows
-        ]
-
-    def sweep_fit(self, cid: int, u_c: float, seed: int, fingerprint: str) -> dict[str, Any] | None:
-        with self._tx() as c:
-            row = c.execute(
-                text("SELECT fit_dir, potential, metrics_json FROM sweep_fit WHERE campaign_id=:c AND u_c=:u AND seed=:s AND fingerprint=:f"),
-                {"c": cid, "u": _uc_db(u_c), "s": seed, "f": fingerprint},
-            ).first()
-        return None if row is None else {"fit_dir": row[0], "potential": row[1], "metrics": json.loads(row[2])}
-
-    def save_sweep_fit(self, cid: int, u_c: float, seed: int, fingerprint: str, fit_dir: str, potential: str, metrics: dict[str, Any]) -> None:
-        with self._tx() as c:
-            c.execute(
-                text(
-                    "INSERT OR REPLACE INTO sweep_fit (campaign_id, u_c, seed, fingerprint, fit_dir, potential, metrics_json, created_at) "
-                    "VALUES (:c, :u, :s, :f, :d, :p, :m, :t)"
-                ),
-                {"c": cid, "u": _uc_db(u_c), "s": seed, "f": fingerprint, "d": fit_dir, "p": potential,
-                 "m": json.dumps(metrics, default=float), "t": time.time()},
-            )
-            self._event(c, cid, None, "info", "sweep", f"sweep fit at U_c={u_c:g}, seed {seed}: {potential}")
-
-    def sweep_results(self, cid: int) -> list[dict[str, Any]]:
-        """Every recorded sweep fit's row (see alloop.train.sweep.ROW_KEYS), oldest first."""
-        if self.schema_version < 3:  # read without migrating: no sweep table yet
-            return []
-        with self._tx() as c:
-            rows = c.execute(text("SELECT metrics_json FROM sweep_fit WHERE campaign_id=:c ORDER BY id"), {"c": cid}).scalars().all()
-        return [json.loads(r) for r in rows]
 
     # ---------------------------------------------------------------- properties (alloop.properties)
     def property_result(self, cid: int, subject: str, model: str, fingerprint: str) -> dict[str, Any] | None:
@@ -701,6 +517,7 @@ class Store:
                 {"c": cid, "s": subject, "m": model, "f": fingerprint},
             ).first()
         return None if row is None else json.loads(row[0])
+
 
     def save_property_result(self, cid: int, subject: str, iteration_idx: int | None, model: str, fingerprint: str,
                              result: dict[str, Any]) -> None:
@@ -714,23 +531,14 @@ class Store:
                  "sec": float(result.get("seconds", 0.0)), "t": time.time()},
             )
             what = {"potential": f"potential of iteration {iteration_idx}", "final": "final potential"}.get(subject, f"teacher {model}")
-            self._event(c, cid, iteration_idx, "info", "properties", f"properties of the {what} ({result.get('seconds', 0):.0f} s)")
+            insert_event(c, cid, iteration_idx, "info", "properties", f"properties of the {what} ({result.get('seconds', 0):.0f} s)")
 
-    def property_results(self, cid: int) -> list[dict[str, Any]]:
-        """Every stored property row, oldest first: subject, iteration_idx, model, fingerprint, result (a dict)."""
-        if self.schema_version < 6:  # read without migrating: no property table yet
-            return []
-        with self.engine.connect() as c:
-            rows = c.execute(
-                text("SELECT subject, iteration_idx, model, fingerprint, result_json, created_at FROM property_result "
-                     "WHERE campaign_id=:c ORDER BY id"), {"c": cid}).mappings().all()
-        return [{**{k: r[k] for k in ("subject", "iteration_idx", "model", "fingerprint", "created_at")},
-                 "result": json.loads(r["result_json"])} for r in rows]
 
-    # ---------------------------------------------------------------- events and summaries
+    # ---------------------------------------------------------------- events
     def log_event(self, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
         with self._tx() as c:
-            self._event(c, cid, idx, level, kind, message, data)
+            insert_event(c, cid, idx, level, kind, message, data)
+
 
     def log_event_once(self, cid: int, level: str, kind: str, message: str) -> bool:
         """Record a campaign-wide event unless the same one is recorded already; whether it was recorded now."""
@@ -738,183 +546,9 @@ class Store:
             seen = c.execute(text("SELECT 1 FROM event WHERE campaign_id=:c AND kind=:k AND message=:m LIMIT 1"),
                              {"c": cid, "k": kind, "m": message}).first()
             if seen is None:
-                self._event(c, cid, None, level, kind, message)
+                insert_event(c, cid, None, level, kind, message)
             return seen is None
 
-    @staticmethod
-    def _event(c: Connection, cid: int | None, idx: int | None, level: str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
-        c.execute(
-            text("INSERT INTO event (campaign_id, iteration_idx, ts, level, kind, message, data_json) VALUES (:c, :i, :t, :l, :k, :m, :d)"),
-            {"c": cid, "i": idx, "t": time.time(), "l": level, "k": kind, "m": message, "d": None if data is None else json.dumps(data, default=str)},
-        )
-
-    def events(self, cid: int, limit: int = 20) -> list[dict[str, Any]]:
-        with self._tx() as c:
-            rows = c.execute(
-                text("SELECT ts, iteration_idx, level, kind, message FROM event WHERE campaign_id=:c ORDER BY id DESC LIMIT :n"),
-                {"c": cid, "n": limit},
-            ).mappings().all()
-        return [dict(r) for r in reversed(rows)]
-
-    def counts(self, cid: int) -> dict[str, Any]:
-        with self._tx() as c:
-            by_status = dict(c.execute(text("SELECT status, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY status"), {"c": cid}).all())
-            by_source = dict(
-                c.execute(
-                    text("SELECT l.source, COUNT(*) FROM label l JOIN configuration c ON c.id=l.configuration_id WHERE c.campaign_id=:c GROUP BY l.source"),
-                    {"c": cid},
-                ).all()
-            )
-            atoms_by_source = dict(
-                c.execute(
-                    text("SELECT l.source, SUM(c.n_atoms) FROM label l JOIN configuration c ON c.id=l.configuration_id WHERE c.campaign_id=:c GROUP BY l.source"),
-                    {"c": cid},
-                ).all()
-            )
-            jobs = dict(
-                c.execute(
-                    text("SELECT j.status, COUNT(*) FROM dft_job j JOIN configuration c ON c.id=j.configuration_id WHERE c.campaign_id=:c GROUP BY j.status"),
-                    {"c": cid},
-                ).all()
-            )
-            by_kind = dict(c.execute(text("SELECT kind, COUNT(*) FROM configuration WHERE campaign_id=:c GROUP BY kind"), {"c": cid}).all())
-            # a database older than schema 3 (read without migrating it) records no provenance
-            provenance = [] if self.schema_version < 3 else c.execute(
-                text(
-                    "SELECT json_extract(c.source_json, '$.file'), json_extract(c.source_json, '$.group'), COUNT(*), "
-                    "SUM(l.source='dft'), SUM(l.source='umlip') FROM configuration c "
-                    "LEFT JOIN label l ON l.configuration_id=c.id "
-                    "WHERE c.campaign_id=:c AND json_extract(c.source_json, '$.file') IS NOT NULL GROUP BY 1, 2 ORDER BY MIN(c.id)"
-                ),
-                {"c": cid},
-            ).all()
-        sources = [{"file": f, "group": g, "configurations": int(n), "dft": int(d or 0), "umlip": int(u or 0)} for f, g, n, d, u in provenance]
-        return {"configurations": by_status, "labels": by_source, "label_atoms": atoms_by_source, "dft_jobs": jobs,
-                "kinds": by_kind, "sources": sources}
-
-    # ---------------------------------------------------------------- read-only access for reports
-    # One query per table, returned as columns (lists), so a report over 10,000 configurations is a
-    # handful of SELECTs; blobs are decoded only for the rows a figure needs.
-    @classmethod
-    def open_readonly(cls, path: str | Path) -> Store:
-        """A connection that can never write (SQLite `mode=ro`, `PRAGMA query_only`), for every command that only
-        reads (`status`, `report`, the `generate` preview, `sweep`'s reads): no migration is applied (an older
-        schema is read as it is; `schema_version` is the database's own), and no read takes a write lock or
-        waits on one: reads are plain deferred transactions, which in the store's WAL journal go on beside a
-        controller's open write transaction. Raises StateError, one line, for a file that is not a campaign
-        database."""
-        p = Path(path)
-        if not p.is_file():
-            raise StateError(f"no campaign database at {p}")
-        store = cls.__new__(cls)
-        store.path = p
-        store.readonly = True
-        store.schema_version = 0
-        # on a read-only file system no writer can exist, and a WAL database cannot make its shared-memory file
-        # there: SQLite reads it as immutable
-        flags = "mode=ro" if os.access(p.resolve().parent, os.W_OK) else "mode=ro&immutable=1"
-        store.engine = create_engine(f"sqlite:///file:{p.resolve()}?{flags}&uri=true", future=True)
-
-        @sa_event.listens_for(store.engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: object) -> None:
-            cur = dbapi_conn.cursor()
-            # a WAL reader waits only in rare moments (another connection recovering the WAL): a short wait
-            cur.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA query_only = ON")
-            cur.close()
-
-        try:
-            with store.engine.connect() as c:
-                store.schema_version = int(c.exec_driver_sql("PRAGMA user_version").scalar_one())
-                has_campaign = c.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type='table' AND name='campaign'").first()
-        except DBAPIError as exc:
-            store.engine.dispose()
-            raise StateError(f"{p} is not a readable campaign database ({exc.orig})") from exc
-        if has_campaign is None:
-            store.engine.dispose()
-            raise StateError(f"{p} is not a readable campaign database (it holds no campaign table)")
-        return store
-
-    def _read(self, query: str, params: dict[str, Any]) -> dict[str, list[Any]]:
-        with self.engine.connect() as c:
-            res = c.execute(text(query), params)
-            keys = list(res.keys())
-            rows = res.all()
-        return {k: [r[i] for r in rows] for i, k in enumerate(keys)}
-
-    def iterations(self, cid: int) -> dict[str, list[Any]]:
-        return self._read("SELECT idx, stage, message, started_at, finished_at FROM iteration WHERE campaign_id=:c ORDER BY idx", {"c": cid})
-
-    def configuration_table(self, cid: int) -> dict[str, list[Any]]:
-        """Every configuration without its geometry, with its label source, DFT job and U (the variant that routed it)."""
-        return self._read(
-            "SELECT c.id, c.iteration_idx, c.kind, c.n_atoms, c.status, c.route, l.source AS label_source, "
-            "j.status AS job_status, j.attempts AS job_attempts, "
-            "CASE u.variant WHEN 0 THEN u.u0 WHEN 2 THEN u.u2 ELSE u.u1 END AS u, u.u_c "
-            "FROM configuration c LEFT JOIN label l ON l.configuration_id=c.id "
-            "LEFT JOIN dft_job j ON j.configuration_id=c.id LEFT JOIN uncertainty u ON u.configuration_id=c.id "
-            "WHERE c.campaign_id=:c ORDER BY c.id",
-            {"c": cid},
-        )
-
-    def dft_label_table(self, cid: int, force_member: str | None) -> dict[str, list[Any]]:
-        """DFT labels with their meta and the force member's prediction (blobs undecoded)."""
-        return self._read(
-            "SELECT c.id, c.iteration_idx, c.n_atoms, l.backend, l.energy, l.forces, l.meta_json, "
-            "p.forces AS member_forces FROM label l JOIN configuration c ON c.id=l.configuration_id "
-            "LEFT JOIN prediction p ON p.configuration_id=c.id AND p.member=:m "
-            "WHERE c.campaign_id=:c AND l.source='dft' ORDER BY c.id",
-            {"c": cid, "m": force_member},
-        )
-
-    def geometries(self, config_ids: Sequence[int]) -> dict[int, str]:
-        """atoms_json of the given configurations."""
-        if not config_ids:
-            return {}
-        with self.engine.connect() as c:
-            rows = c.execute(text(f"SELECT id, atoms_json FROM configuration WHERE id IN ({_ids(config_ids)})")).all()
-        return {int(r[0]): r[1] for r in rows}
-
-    def dft_spent_by_iteration(self, cid: int) -> dict[int, tuple[int, float | None]]:
-        """Per iteration of the configurations: the atoms labelled by DFT, and the calculations' own run time in
-        seconds (None where no DFT label of that iteration records one, e.g. replayed labels)."""
-        rows = self._read("SELECT c.iteration_idx AS it, SUM(c.n_atoms) AS n, SUM(json_extract(l.meta_json, '$.wall_s')) AS wall "
-                          "FROM label l JOIN configuration c ON c.id=l.configuration_id "
-                          "WHERE c.campaign_id=:c AND l.source='dft' GROUP BY c.iteration_idx", {"c": cid})
-        return {int(i): (int(n), None if w is None or w != w else float(w)) for i, n, w in zip(rows["it"], rows["n"], rows["wall"])}
-
-    def potential_table(self, cid: int) -> dict[str, list[Any]]:
-        return self._read(
-            "SELECT iteration_idx, path, active_set, n_train, metrics_json, references_json FROM potential WHERE campaign_id=:c ORDER BY iteration_idx",
-            {"c": cid},
-        )
-
-    def gamma_table(self, cid: int) -> dict[str, list[Any]]:
-        return self._read(
-            "SELECT iteration_idx, n_candidates, threshold, share_above, gamma_max, stats_json FROM gamma_eval WHERE campaign_id=:c ORDER BY iteration_idx",
-            {"c": cid},
-        )
-
-    def events_at(self, cid: int, levels: Sequence[str], limit: int = 200) -> list[dict[str, Any]]:
-        """The newest `limit` events of the given levels, oldest first."""
-        with self.engine.connect() as c:
-            rows = c.execute(
-                text(
-                    f"SELECT ts, iteration_idx, level, kind, message FROM event WHERE campaign_id=:c AND level IN ({','.join(repr(v) for v in levels)}) "
-                    "ORDER BY id DESC LIMIT :n"
-                ),
-                {"c": cid, "n": limit},
-            ).mappings().all()
-        return [dict(r) for r in reversed(rows)]
-
-
-def _ids(ids: Sequence[int]) -> str:
-    return ",".join(str(int(i)) for i in ids)
-
-
-def _uc_db(u_c: float) -> float:
-    # SQLite keeps no infinity reliably across drivers: U_c = inf is stored as the largest double
-    return 1e308 if u_c == float("inf") else float(u_c)
 
 
 def _f(x: float) -> float | None:

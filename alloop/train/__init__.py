@@ -5,7 +5,8 @@ Importing this package is cheap: pyace and pandas load inside the functions that
 """
 
 from alloop.train.evaluate import compute_errors, error_metrics
-from alloop.train.fit import FitResult, fit_ace, load_fit, training_frame
+from alloop.train.fit import FitResult, fit_ace, load_fit
+from alloop.train.frame import training_frame
 from alloop.train.gamma import extrapolation_grades, max_gamma
 from alloop.train.model import AceModel, CommitteeSpread, committee_spread, load_ace, predict
 from alloop.train.select import select_maxvol, untrained_model

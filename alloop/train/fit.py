@@ -9,7 +9,8 @@ A fit lives in one work directory:
     fit_done.json                      written atomically, last: its presence means the fit is complete
 
 Anything else alloop finds there without fit_done.json is the debris of an interrupted fit and is removed
-before fitting again.
+before fitting again. This module runs pacemaker and pace_activeset in that directory and keeps its state; what
+goes into the fit (the checked frame, its bounds, split and fingerprint) is alloop.train.frame's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -32,11 +32,11 @@ import numpy as np
 import yaml
 
 from alloop.atomic import fsync_paths, write_json_atomic
-from alloop.errors import FitError, MissingFileError, UnphysicalStructureError
+from alloop.errors import FitError, MissingFileError
 from alloop.fingerprints import content_hash
 from alloop.locks import exclusive_dir
 from alloop.process import run_child, signal_name, tail_lines
-from alloop.structures import config_hash, validate_atoms
+from alloop.train.frame import apply_bounds, composition, core_radius, fit_fingerprint, split_train_test, training_frame
 from alloop.train.settings import FitSettings, render_input
 
 if TYPE_CHECKING:
@@ -133,21 +133,21 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
     elements = sorted(set(elements))
     frame = training_frame(data, elements)
     warm = _warm_start(warm_from, settings, elements)
-    frame, excluded = _apply_bounds(frame, settings, elements)
+    frame, excluded = apply_bounds(frame, settings, elements)
     reference = _reference_energy(settings, elements, warm, isolated_energies)
     if reference is not None:
         # pacemaker takes the reference off `energy` itself and keeps it in the potential's metadata
         frame["energy"] = frame["energy_corrected"]
-        frame["energy_corrected"] = frame["energy"] - _composition(frame, elements) @ np.array([reference[el] for el in elements])
-    r_in = _core_radius(frame, elements) if settings.repulsion else None
-    fingerprint = fit_fingerprint(frame, settings, elements, warm)
+        frame["energy_corrected"] = frame["energy"] - composition(frame, elements) @ np.array([reference[el] for el in elements])
+    r_in = core_radius(frame, elements) if settings.repulsion else None
+    fingerprint = fit_fingerprint(frame, settings, elements, () if warm is None else warm.committee)
     # the task around a campaign's fit holds this lock already (re-entrant); a second fit in it is refused
     with exclusive_dir(given, wait=False):
         done = _completed(workdir, fingerprint)
         if done is not None:
             log.info("fit in %s is complete, reusing it", workdir)
             return done
-        train, test = _split(frame, settings)
+        train, test = split_train_test(frame, settings)
         _check_basis_covered(train, settings, elements)
         _clean(workdir)
         t0 = time.time()
@@ -202,70 +202,7 @@ def load_fit(workdir: Path) -> FitResult | None:
     return _completed(workdir, fingerprint=None)
 
 
-# ---------------------------------------------------------------------------------------------- input
-def training_frame(data: pd.DataFrame, elements: list[str]) -> pd.DataFrame:
-    """`data` checked and converted to pacemaker's columns; FitError says what is wrong and where."""
-    import pandas as pd
-
-    if not isinstance(data, pd.DataFrame):
-        raise FitError(f"training data must be a pandas DataFrame, got {type(data).__name__}")
-    missing = [c for c in ("ase_atoms", "forces", "energy_corrected") if c not in data.columns]
-    if missing:
-        raise FitError(f"training data lacks column(s) {missing}; it has {list(data.columns)}")
-    if len(data) < 2:
-        raise FitError(
-            f"training set has {len(data)} structure(s); at least 2 are needed: one structure cannot be split "
-            "into train and test, and a fit to a single energy is underdetermined"
-        )
-    known = set(elements)
-    atoms_list, forces_list, energies = [], [], []
-    for i, (atoms, forces, e_corr) in enumerate(zip(data["ase_atoms"], data["forces"], data["energy_corrected"])):
-        try:
-            validate_atoms(atoms)
-        except UnphysicalStructureError as exc:
-            raise FitError(f"training structure {i}: {exc}") from exc
-        stray = set(atoms.get_chemical_symbols()) - known
-        if stray:
-            raise FitError(f"training structure {i} contains {sorted(stray)}, not among the fit's elements {elements}")
-        f = np.asarray(forces, dtype=np.float64)
-        if f.shape != (len(atoms), 3) or not np.all(np.isfinite(f)):
-            raise FitError(f"training structure {i}: forces must be a finite ({len(atoms)}, 3) array, got shape {f.shape}")
-        if not math.isfinite(float(e_corr)):
-            raise FitError(f"training structure {i}: energy_corrected is {e_corr}")
-        atoms_list.append(atoms.copy())  # drops any calculator: pacemaker needs geometry only
-        forces_list.append(f)
-        energies.append(float(e_corr))
-    periodic = {bool(a.pbc.all()) for a in atoms_list}
-    if len(periodic) > 1:
-        log.info("training set mixes periodic and non-periodic (cluster) structures")
-    frame = pd.DataFrame(
-        {
-            "ase_atoms": atoms_list,
-            "energy": data["energy"].astype(float).to_numpy() if "energy" in data.columns else energies,
-            "forces": forces_list,
-            "energy_corrected": energies,
-        }
-    )
-    if "kind" in data.columns:
-        frame["kind"] = data["kind"].astype(str).to_numpy()
-    if "weight" in data.columns:
-        w = data["weight"].astype(float).to_numpy()
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-            raise FitError("column 'weight' must be finite, non-negative and not all zero")
-        frame["w_factor"] = w  # pacemaker multiplies its uniform energy and force weights by this column
-    return frame
-
-
-# Kinds that probe the repulsive wall on purpose (generate's dimers and compressed pairs, the genome's trimers):
-# weighted down, never left out by the recipe's bounds.
-SHORT_RANGE_KINDS = frozenset({"dimer", "trimer", "compressed"})
-# Where the ZBL core may start, as a share of the sum of the pair's covalent radii (W-W: 0.55 x 3.24 = 1.78 Å,
-# against 2.74 Å between bcc neighbours): below every distance a bulk, defect or MD configuration reaches, so
-# the core never replaces what the data describe (a core at the training set's shortest distance, pacemaker's
-# `repulsion: auto`, put ZBL at 2.09 Å and gave 8-11 eV/Å errors on test cells with 2.06 Å pairs).
-CORE_RADIUS_SHARE = 0.55
-
-
+# ---------------------------------------------------------------------------------------------- warm start and basis
 def basis_signature(settings: FitSettings, elements: list[str]) -> str:
     """What fixes the shape of the basis: two fits with the same signature can warm-start one from the other."""
     keys = ("n_functions", "nradmax_by_orders", "lmax_by_orders", "cutoff", "radial_basis", "radial_parameters", "npot",
@@ -287,48 +224,6 @@ def _warm_start(warm_from: Path | None, settings: FitSettings, elements: list[st
     return prev
 
 
-def _composition(frame: pd.DataFrame, elements: list[str]) -> np.ndarray:
-    from alloop.label.reference import composition_matrix
-
-    return composition_matrix(list(frame["ase_atoms"]), elements)[0]
-
-
-def _least_squares_reference(frame: pd.DataFrame, elements: list[str]) -> dict[str, float]:
-    """Per-element energies that best explain the totals (pacemaker's reference_energy: auto, without its shift)."""
-    counts = _composition(frame, elements)
-    mu = np.linalg.pinv(counts, rcond=1e-10) @ frame["energy_corrected"].to_numpy(float)
-    return {el: float(m) for el, m in zip(elements, mu)}
-
-
-def _apply_bounds(frame: pd.DataFrame, settings: FitSettings, elements: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The frame without the structures above the recipe's bounds (energy per atom above the lowest one, after
-    the least-squares per-element energies are taken off, so composition alone never counts as height; largest
-    atomic force), and how many each bound left out. Short-range kinds stay in, with their weight times
-    settings.short_range_weight."""
-    frame = frame.copy()
-    short = frame["kind"].isin(SHORT_RANGE_KINDS).to_numpy() if "kind" in frame.columns else np.zeros(len(frame), bool)
-    if short.any():
-        w = frame["w_factor"].to_numpy(float) if "w_factor" in frame.columns else np.ones(len(frame))
-        frame["w_factor"] = np.where(short, w * settings.short_range_weight, w)
-    mu = _least_squares_reference(frame, elements)
-    n_atoms = frame["ase_atoms"].map(len).to_numpy(float)
-    e_atom = (frame["energy_corrected"].to_numpy(float) - _composition(frame, elements) @ np.array([mu[el] for el in elements])) / n_atoms
-    above = e_atom - e_atom[~short].min() if (~short).any() else np.zeros(len(frame))
-    fmax = frame["forces"].map(lambda f: float(np.max(np.linalg.norm(f, axis=1))) if len(f) else 0.0).to_numpy()
-    too_high = (above > settings.max_energy_above_min) if settings.max_energy_above_min is not None else np.zeros(len(frame), bool)
-    too_hard = (fmax > settings.max_force) if settings.max_force is not None else np.zeros(len(frame), bool)
-    drop = (too_high | too_hard) & ~short
-    excluded = {"energy": int(np.sum(too_high & ~short)), "force": int(np.sum(too_hard & ~too_high & ~short))}
-    if drop.any():
-        log.warning("leaving %d of %d structures out of the fit: %d more than %s eV/atom above the lowest, %d with a "
-                    "force above %s eV/Å", int(drop.sum()), len(frame), excluded["energy"], settings.max_energy_above_min,
-                    excluded["force"], settings.max_force)
-    if drop.all():
-        raise FitError(f"every one of the {len(frame)} structures lies above the fit's bounds (max_energy_above_min="
-                       f"{settings.max_energy_above_min} eV/atom, max_force={settings.max_force} eV/Å): nothing to fit")
-    return frame[~drop].reset_index(drop=True), excluded
-
-
 def _reference_energy(settings: FitSettings, elements: list[str], warm: FitResult | None,
                       isolated: dict[str, float] | None) -> dict[str, float] | None:
     """The per-element energies taken off before fitting: the warm start's (a potential fits on in the frame it
@@ -341,37 +236,6 @@ def _reference_energy(settings: FitSettings, elements: list[str], warm: FitResul
         log.info("no isolated-atom energies for %s: fitting absolute energies", elements)
         return None
     return {el: float(isolated[el]) for el in elements}
-
-
-def _core_radius(frame: pd.DataFrame, elements: list[str]) -> float:
-    """Where the ZBL core takes over: the shortest training distance, at most CORE_RADIUS_SHARE of the smallest
-    sum of covalent radii among the elements."""
-    from ase.data import atomic_numbers, covalent_radii
-    from ase.neighborlist import neighbor_list
-
-    radii = [float(covalent_radii[atomic_numbers[el]]) for el in elements]
-    cap = CORE_RADIUS_SHARE * 2 * min(radii)
-    shortest = cap
-    for atoms in frame["ase_atoms"]:
-        d = neighbor_list("d", atoms, cap)
-        if len(d):
-            shortest = min(shortest, float(d.min()))
-    return shortest
-
-
-def fit_fingerprint(frame: pd.DataFrame, settings: FitSettings, elements: list[str], warm: FitResult | None = None) -> str:
-    h = hashlib.sha256()
-    h.update(settings.model_dump_json(exclude={"test_sets"}).encode())  # scoring sets are not part of the fit
-    h.update(json.dumps(elements).encode())
-    if warm is not None:  # the same data fitted on from another potential is another fit
-        for p in warm.committee:
-            h.update(hashlib.sha256(Path(p).read_bytes()).digest())
-    weights = frame["w_factor"] if "w_factor" in frame.columns else [1.0] * len(frame)
-    for atoms, forces, e, w in zip(frame["ase_atoms"], frame["forces"], frame["energy_corrected"], weights):
-        h.update(config_hash(atoms).encode())
-        h.update(np.round(np.asarray([e, w], dtype=np.float64), 8).tobytes())
-        h.update(np.round(forces, 6).tobytes())
-    return h.hexdigest()
 
 
 def _check_basis_covered(train: pd.DataFrame, settings: FitSettings, elements: list[str]) -> None:
@@ -395,16 +259,6 @@ def _check_basis_covered(train: pd.DataFrame, settings: FitSettings, elements: l
             f"too few training atoms (test set excluded) for the active set ({detail}): each element needs at least as many "
             "atoms as basis functions; add structures or lower n_functions"
         )
-
-
-def _split(frame: pd.DataFrame, settings: FitSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and test sets drawn with settings.seed; pacemaker's own split would move with each committee
-    member's seed and make their test metrics incomparable."""
-    n = len(frame)
-    n_test = min(int(round(n * settings.test_fraction)), n - 1)
-    order = np.random.default_rng(settings.seed).permutation(n)
-    pick = lambda idx: frame.iloc[np.sort(idx)].reset_index(drop=True)  # noqa: E731
-    return pick(order[n_test:]), pick(order[:n_test])
 
 
 # ---------------------------------------------------------------------------------------------- running
