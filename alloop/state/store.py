@@ -339,7 +339,7 @@ class Store(SweepRecords, ReadOnlyStore):
             insert_event(
                 c, cid, idx, "info", "route",
                 f"scored {len(routings)} configurations: {len(routings) - n_dft - n_none} labelled by uMLIP, {n_dft} sent to DFT "
-                f"(U_c={u_c:g} eV/Å)" + (f", {n_none} DFT-bound but too large for selection.dft_max_atoms, not labelled" if n_none else ""),
+                f"(U_c={u_c:g} eV/Å)" + (f", {n_none} DFT-bound but not labelled (selection.dft_max_atoms or dft_budget_atoms)" if n_none else ""),
             )
             self._set_stage(c, cid, idx, "label")
 
