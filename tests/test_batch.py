@@ -284,15 +284,22 @@ def test_job_names_are_stable_and_distinct(tmp_path: Path) -> None:
     assert len(names) == 6 and all(len(n) <= 15 for n in names)
 
 
-def test_a_job_killed_at_its_time_limit_gets_more_time(tmp_path: Path) -> None:
-    """SLURM's walltime message in job.out turns an unfinished GPAW run into a walltime failure; the
-    correction doubles GPAW's walltime_s and the next job asks for correspondingly more time."""
+def _killed_at_its_time_limit(tmp_path: Path) -> tuple[GPAWSettings, BatchSettings, Path]:
+    """(GPAW settings, batch settings, work directory) of a 30-minute GPAW job that SLURM killed at its limit."""
     batch = BatchSettings(walltime="00:30:00")
     gpaw = W_TINY.model_copy(update={"walltime_s": 1800.0})
     wd = tmp_path / "job"
-    assert "--time=00:35:00" in prepare_job(gpaw, w_bcc(), wd, batch).read_text()
+    prepare_job(gpaw, w_bcc(), wd, batch)
     (wd / JOB_OUTPUT).write_text("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 "
                                  "DUE TO TIME LIMIT ***\n")
+    return gpaw, batch, wd
+
+
+def test_a_job_killed_at_its_time_limit_gets_more_time(tmp_path: Path) -> None:
+    """SLURM's walltime message in job.out turns an unfinished GPAW run into a walltime failure; the
+    correction doubles GPAW's walltime_s and the next job asks for correspondingly more time."""
+    gpaw, batch, wd = _killed_at_its_time_limit(tmp_path)
+    assert "--time=00:35:00" in (wd / "job.sh").read_text()
     assert collect_job(gpaw, wd) is None
     (correction,) = json.loads((wd / "corrections.json").read_text())
     assert correction["handler"] == "gpaw-walltime" and correction["changes"] == {"walltime_s": [1800.0, 3600.0]}
@@ -302,12 +309,7 @@ def test_a_job_killed_at_its_time_limit_gets_more_time(tmp_path: Path) -> None:
 def test_the_callers_record_of_corrections_decides_not_the_work_directory(tmp_path: Path) -> None:
     """A campaign keeps the corrections in its database: with corrections.json deleted, or cut short by a full
     disk, the next attempt still runs with the corrected settings, and a damaged result.json reads as absent."""
-    batch = BatchSettings(walltime="00:30:00")
-    gpaw = W_TINY.model_copy(update={"walltime_s": 1800.0})
-    wd = tmp_path / "job"
-    prepare_job(gpaw, w_bcc(), wd, batch)
-    (wd / JOB_OUTPUT).write_text("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 "
-                                 "DUE TO TIME LIMIT ***\n")
+    gpaw, batch, wd = _killed_at_its_time_limit(tmp_path)
     corrections: list[dict] = []
     assert collect_job(gpaw, wd, corrections) is None
     assert [c["handler"] for c in corrections] == ["gpaw-walltime"]
@@ -328,12 +330,7 @@ def test_a_correction_its_caller_never_recorded_is_taken_up_not_made_twice(tmp_p
     list: the resumed collect finds the unrecorded correction (its archive and its record, extending the caller's
     list), hands it back for the database and submits the corrected job; it neither quarantines the
     configuration for want of inputs nor corrects the same failure again."""
-    batch = BatchSettings(walltime="00:30:00")
-    gpaw = W_TINY.model_copy(update={"walltime_s": 1800.0})
-    wd = tmp_path / "job"
-    prepare_job(gpaw, w_bcc(), wd, batch)
-    (wd / JOB_OUTPUT).write_text("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026-01-01T00:00:00 "
-                                 "DUE TO TIME LIMIT ***\n")
+    gpaw, batch, wd = _killed_at_its_time_limit(tmp_path)
     assert collect_job(gpaw, wd, []) is None  # the correction is made; the kill comes before the caller records it
     recorded: list[dict] = []  # the database's list, one behind
     assert collect_job(gpaw, wd, recorded) is None
