@@ -25,7 +25,7 @@ from alloop.explore import ExploreSettings
 from alloop.generate import GeneratorSettings
 from alloop.label import GPAWSettings, ReplaySettings, VaspSettings
 from alloop.label.reference import EnergyReferenceSettings
-from alloop.renames import UpgradeError, upgrade
+from alloop.renames import UpgradeError, put_dotted, upgrade
 from alloop.schema import unit
 from alloop.structures import OVERLAP_DISTANCE
 from alloop.properties.settings import PropertySettings
@@ -179,7 +179,7 @@ class Campaign(_Strict):
         """Whether the campaign file sets `key` (a dotted path), itself, a section above it or a part of it."""
         if self._written is None:
             return True
-        return any(w == key or w.startswith(key + ".") or key.startswith(w + ".") for w in self._written)
+        return any(_within(w, key) or _within(key, w) for w in self._written)
 
     @model_validator(mode="before")
     @classmethod
@@ -421,8 +421,13 @@ class ConfigChange(BaseModel):
                                   "default differs from the one the campaign was run with")
 
 
+def _within(key: str, section: str) -> bool:
+    """Whether dotted `key` is `section` or lies inside it."""
+    return key == section or key.startswith(section + ".")
+
+
 def _is_binding(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
-    if not any(key == b or key.startswith(b + ".") for b in _BINDING):
+    if not any(_within(key, b) for b in _BINDING):
         return False
     backend = key.split(".")[2] if key.startswith("labels.dft.") and key.count(".") >= 2 else None
     # a backend's settings bind only while it labels (or labelled) the campaign
@@ -469,13 +474,7 @@ def keep_stored_values(stored_json: str, campaign: Campaign) -> tuple[Campaign, 
         return campaign, []
     data = json.loads(campaign.model_dump_json())
     for ch in kept:
-        *parents, leaf = ch.field.split(".")
-        node = data
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[leaf] = ch.old
+        put_dotted(data, ch.field, ch.old)
     try:
         restored = Campaign.model_validate(data)
     except ValidationError as exc:

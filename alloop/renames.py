@@ -125,7 +125,7 @@ def upgrade(data: dict[str, Any], section: str = "", table: Iterable[Renamed | R
                                              f"in a section this campaign does not set{why}"))
                 continue
             if not there:
-                _put(out, new, value)
+                put_dotted(out, new, value)
                 moved_to[new] = entry.old
             notes.append(Note(entry.old, f"{entry.old} is deprecated: write {entry.new}{why}"))
         else:
@@ -160,7 +160,8 @@ def _pop(d: dict[str, Any], path: str) -> tuple[bool, Any]:
     return True, parent.pop(last)
 
 
-def _put(d: dict[str, Any], path: str, value: Any) -> None:
+def put_dotted(d: dict[str, Any], path: str, value: Any) -> None:
+    """Set d[a][b][c] = value for path "a.b.c", creating absent (or null) sections."""
     *parents, last = path.split(".")
     for p in parents:
         child = d.get(p)
