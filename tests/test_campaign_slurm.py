@@ -23,7 +23,7 @@ from tests.slurm_cluster import PartitionGate, SlurmCluster
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 N_KILLS = chaos_kills(6)  # CI size; the full soak: ALLOOP_CHAOS_KILLS=20 (README, Tests)
-LAST_ITERATION = 2  # max_iterations 3
+LAST_ITERATION = 1  # max_iterations 2: iteration 0 and one iteration that builds on a fit
 WORKER_PARTITION, DFT_PARTITION = "workers", "dft"  # two of the session SLURM's partitions (tests/conftest.py)
 
 CAMPAIGN = """\
@@ -31,7 +31,7 @@ name: slurm-w
 elements: [W]
 seed: 5
 workdir: run
-max_iterations: 3
+max_iterations: 2
 ensemble: offline-fast
 uncertainty: {u_c: 0.15}
 labels:

@@ -116,7 +116,7 @@ def iteration_table(t: CampaignTables) -> pd.DataFrame:
     for source in ("umlip", "dft"):
         g[f"{source}_label_atoms"] = c["n_atoms"].where(c["label_source"] == source, 0).groupby(c["iteration_idx"]).sum()
     g["label_atoms"] = c["n_atoms"].where(labelled, 0).groupby(c["iteration_idx"]).sum()
-    g = g.fillna(0).astype(int)
+    g = g.apply(pd.to_numeric).fillna(0).astype(int)  # object columns (an empty group) are numbers first
     d = t.dft
     wall = pd.Series([float(m.get("wall_s", np.nan)) for m in d["meta"]], index=d.index, dtype=float) / 3600.0  # float even when empty
     core = pd.Series([_core_hours(m) for m in d["meta"]], index=d.index, dtype=float)

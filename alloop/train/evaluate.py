@@ -12,18 +12,25 @@ from ase import Atoms
 
 
 def compute_errors(potential: str | Path, frames: Sequence[Atoms]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Metrics (energies meV/atom, forces eV/Å per Cartesian component) and the paired values for plots."""
+    """Metrics (energies meV/atom, forces eV/Å per Cartesian component) and the paired values for plots,
+    against the labels the frames' calculators hold."""
+    return errors_against(potential, frames, [a.get_potential_energy() for a in frames], [a.get_forces() for a in frames])
+
+
+def errors_against(potential: str | Path, structures: Sequence[Atoms], energies: Sequence[float],
+                   forces: Sequence[np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """compute_errors against given labels: total `energies` (eV, on the scale `predict` returns) and
+    `forces` (eV/Å, one (n, 3) array per structure)."""
     from alloop.train.model import predict
 
-    energies, forces = predict(potential, frames)
-    n = np.array([len(a) for a in frames], dtype=float)
-    e_ref = np.array([a.get_potential_energy() for a in frames]) / n
-    e_pred = energies / n
-    f_ref = np.concatenate([np.asarray(a.get_forces()).ravel() for a in frames])
-    f_pred = np.concatenate([f.ravel() for f in forces])
-    metrics = {"potential": str(potential), "n_structures": len(frames), "n_atoms": int(n.sum()),
-               **error_metrics(e_ref, e_pred, f_ref, f_pred)}
-    return metrics, {"e_ref": e_ref, "e_pred": e_pred, "f_ref": f_ref, "f_pred": f_pred}
+    e_pred, f_pred = predict(potential, structures)
+    n = np.array([len(a) for a in structures], dtype=float)
+    pairs = {"e_ref": np.asarray(energies, dtype=float) / n, "e_pred": e_pred / n,
+             "f_ref": np.concatenate([np.asarray(f, dtype=float).ravel() for f in forces]),
+             "f_pred": np.concatenate([f.ravel() for f in f_pred])}
+    metrics = {"potential": str(potential), "n_structures": len(structures), "n_atoms": int(n.sum()),
+               **error_metrics(pairs["e_ref"], pairs["e_pred"], pairs["f_ref"], pairs["f_pred"])}
+    return metrics, pairs
 
 
 def error_metrics(e_ref: np.ndarray, e_pred: np.ndarray, f_ref: np.ndarray, f_pred: np.ndarray) -> dict[str, float]:

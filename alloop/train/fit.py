@@ -165,9 +165,13 @@ def fit_ace(data: pd.DataFrame, settings: FitSettings, workdir: Path, elements: 
             config = render_input(settings, elements, f"../{TRAIN_FILE}", f"../{TEST_FILE}" if n_test else None, member=k,
                                   r_in=r_in, reference_energy=reference, initial_potential=initial)
             (mdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False, default_flow_style=None))
-            _run_surviving_signals([exe, "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s, f"member {k}: pacemaker")
+            # --no-predict: pacemaker's predictions would trace TensorFlow's graph once more (seconds per fit); the
+            # metrics below come from pyace's evaluator, alloop's one path for errors
+            _run_surviving_signals([exe, "--no-predict", "input.yaml"], mdir, workdir / LOG_FILE, settings.timeout_s,
+                                   f"member {k}: pacemaker")
             members.append(_checked_potential(mdir, int(config["fit"]["maxiter"]), warm=initial is not None))
-            member_metrics.append(_member_metrics(mdir, int(config["fit"]["maxiter"])))
+            member_metrics.append(_member_metrics(mdir, int(config["fit"]["maxiter"]), members[-1],
+                                                  {"train": train, "test": test}, reference is not None))
         active_set = _build_active_set(members[0], workdir, settings.timeout_s)
         metrics = dict(member_metrics[0], n_structures=len(frame), n_train=len(frame) - n_test, n_test=n_test,
                        n_excluded=sum(excluded.values()), excluded=excluded, warm_start=warm is not None,
@@ -398,12 +402,13 @@ def _build_active_set(potential: Path, workdir: Path, timeout_s: float | None) -
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def _member_metrics(mdir: Path, maxiter: int) -> dict[str, Any]:
+def _member_metrics(mdir: Path, maxiter: int, potential: Path, splits: dict[str, pd.DataFrame],
+                    referenced: bool) -> dict[str, Any]:
     text = (mdir / "log.txt").read_text(errors="replace")
     nf = _NFUNC_RE.findall(text)
     out: dict[str, Any] = {}
-    for split in ("train", "test"):
-        e, f = _rmse(mdir / f"{split}_pred.pckl.gzip")
+    for split, frame in splits.items():
+        e, f = _rmse(potential, frame, referenced)
         out[f"energy_rmse_{split}"] = e
         out[f"force_rmse_{split}"] = f
     out.update(
@@ -416,20 +421,17 @@ def _member_metrics(mdir: Path, maxiter: int) -> dict[str, Any]:
     return out
 
 
-def _rmse(pred_file: Path) -> tuple[float | None, float | None]:
-    """(energy RMSE in meV/atom, force RMSE in eV/Å per component) from pacemaker's predictions
-    (alloop.train.evaluate.error_metrics, the rule of every other error alloop reports)."""
-    import pandas as pd
+def _rmse(potential: Path, frame: pd.DataFrame, referenced: bool) -> tuple[float | None, float | None]:
+    """(energy RMSE in meV/atom, force RMSE in eV/Å per component) of `potential` on a split of the fit, by
+    alloop.train.evaluate (the rule of every other error alloop reports); (None, None) for an empty split.
+    `referenced`: the frame's `energy` holds the labels and `energy_corrected` them less the reference energies
+    the potential adds back; otherwise `energy_corrected` are the labels."""
+    from alloop.train.evaluate import errors_against
 
-    from alloop.train.evaluate import error_metrics
-
-    if not pred_file.is_file():
+    if frame.empty:
         return None, None
-    df = pd.read_pickle(pred_file, compression="gzip")
-    n = df["forces"].map(len).to_numpy()
-    m = error_metrics(df["energy_corrected"].to_numpy(float) / n, df["energy_pred"].to_numpy(float) / n,
-                      np.concatenate([np.asarray(r).ravel() for r in df["forces"]]),
-                      np.concatenate([np.asarray(p).ravel() for p in df["forces_pred"]]))
+    labels = frame["energy" if referenced else "energy_corrected"].to_numpy(float)
+    m, _ = errors_against(potential, list(frame["ase_atoms"]), labels, list(frame["forces"]))
     return round(m["energy_rmse"], 4), round(m["force_rmse"], 5)
 
 
