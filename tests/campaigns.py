@@ -137,7 +137,8 @@ def stage(db: Path) -> tuple[int, str, int, int] | None:
 
 
 # ------------------------------------------------------------------- the tiny W campaign on real parts
-# Small enough for CI (2 cores): cells of at most 8 atoms, coarse GPAW, an 8-function ACE.
+# Small enough for CI (2 cores): cells of at most 8 atoms, coarse GPAW, an 8-function ACE. U_c = 0.3 eV/Å sends
+# one or two 8-atom cells to DFT per iteration besides the calibration cells and the dimer (each ~10 s of GPAW).
 # budget ≥ pool size, so selection does not depend on the fit; target_share 0 never converges, so both
 # runs go through exactly max_iterations.
 TINY = """\
@@ -171,7 +172,7 @@ EXPLORE = "explore: {temperature: 1500, steps: 300, sample_interval: 50, max_can
 ITERATIONS = 3
 
 
-def tiny_campaign(root: Path, u_c: float = 0.15, max_iterations: int = ITERATIONS, extra: str = "") -> Path:
+def tiny_campaign(root: Path, u_c: float = 0.3, max_iterations: int = ITERATIONS, extra: str = "") -> Path:
     """The tiny W campaign's file in `root` (its workdir: root/run)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "campaign.yaml"

@@ -27,7 +27,7 @@ labels:
 generate:
   counts: {{strained_bulk: 0, rattled_bulk: 0, vacancy: 0, interstitial: 0, surface: 0, dimer: 0, compressed: 0}}
   sources:
-    - {{path: {npz}, indices: "0-9", per_iteration: 5}}
+    - {{path: {npz}, indices: "{indices}", per_iteration: 5}}
     - {{path: {npz}, indices: "1026-1028"}}
 min_distance: 1.0
 selection: {{budget: 100}}
@@ -37,10 +37,13 @@ cluster: {{n_workers: 1}}
 """
 
 
-def write(root: Path, npz: Path, dft: Path | None = None, max_iterations: int = 1, u_c: float = 1.0, target_share: float = 0.05) -> Path:
+def write(root: Path, npz: Path, dft: Path | None = None, max_iterations: int = 1, u_c: float = 1.0, target_share: float = 0.05,
+          indices: str = "0-9") -> Path:
+    """The campaign file; its source gives 5 of the W set's `indices` per iteration (10: two iterations' worth)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "campaign.yaml"
-    path.write_text(CAMPAIGN.format(npz=npz, dft=dft or npz, max_iterations=max_iterations, u_c=u_c, target_share=target_share))
+    path.write_text(CAMPAIGN.format(npz=npz, dft=dft or npz, max_iterations=max_iterations, u_c=u_c, target_share=target_share,
+                                    indices=indices))
     return path
 
 
@@ -59,36 +62,37 @@ def npz(shared_data) -> Path:
     return shared_data / "uq_umlip_W" / "W_uq_umlip.npz"
 
 
-def test_a_raised_iteration_limit_continues_and_steering_changes_apply(tmp_path, npz):
-    path = write(tmp_path, npz, max_iterations=1)
+def test_a_raised_iteration_limit_continues_steering_changes_apply_and_a_changed_u_c_waits_for_acceptance(tmp_path, npz):
+    """One campaign, changed twice between runs as a user would: first only what steers the future, then U_c."""
+    path = write(tmp_path, npz, max_iterations=1, indices="0-14")
     code, out = run(path)
     assert code == 0 and "max_iterations" in out, out
-    write(tmp_path, npz, max_iterations=2, target_share=0.5)
+
+    # a finished campaign continues when its iteration limit is raised; a steering change applies at once
+    write(tmp_path, npz, max_iterations=2, target_share=0.01, indices="0-14")
     code, out = run(path)
     assert code == 0, out
-    assert "max_iterations: 1 -> 2" in out and "convergence.target_share: 0.05 -> 0.5" in out
+    assert "max_iterations: 1 -> 2" in out and "convergence.target_share: 0.05 -> 0.01" in out
     con = db(path)
     assert con.execute("SELECT max(idx) FROM iteration").fetchone()[0] == 1
     assert con.execute("SELECT count(*) FROM configuration").fetchone()[0] == 13  # 5 + 3 dimers, then 5 more
-    event = con.execute("SELECT data_json FROM event WHERE kind='config'").fetchone()
-    assert {c["field"] for c in json.loads(event[0])["changes"]} == {"max_iterations", "convergence.target_share"}
+    events = [json.loads(e) for (e,) in con.execute("SELECT data_json FROM event WHERE kind='config' ORDER BY id")]
+    assert [{c["field"] for c in e["changes"]} for e in events] == [{"max_iterations", "convergence.target_share"}]
     assert con.execute("SELECT status FROM campaign").fetchone()[0] == "max_iterations"
 
-
-def test_a_changed_u_c_is_refused_until_accepted(tmp_path, npz):
-    path = write(tmp_path, npz, max_iterations=1)
-    assert run(path)[0] == 0
-    write(tmp_path, npz, max_iterations=2, u_c=0.5)
+    # U_c is what the stored routes were made with: refused, nothing runs, until accepted
+    write(tmp_path, npz, max_iterations=3, u_c=0.5, target_share=0.01, indices="0-14")
     code, out = run(path)
     assert code == 2, out
     assert "uncertainty.u_c" in out and "--accept-changes" in out
+    assert out.count("since the last run, but the configurations") == 1, out  # the refusal is said once
     con = db(path)
-    assert con.execute("SELECT max(idx) FROM iteration").fetchone()[0] == 0  # nothing ran
+    assert con.execute("SELECT max(idx) FROM iteration").fetchone()[0] == 1  # nothing ran
     assert json.loads(con.execute("SELECT config_json FROM campaign").fetchone()[0])["uncertainty"]["u_c"] == 1.0
     code, out = run(path, "--accept-changes")
     assert code == 0, out
     con = db(path)
-    event = json.loads(con.execute("SELECT data_json FROM event WHERE kind='config'").fetchone()[0])
+    event = json.loads(con.execute("SELECT data_json FROM event WHERE kind='config' ORDER BY id DESC").fetchone()[0])
     assert event["accepted"] and {c["field"] for c in event["changes"]} >= {"uncertainty.u_c", "max_iterations"}
     assert con.execute("SELECT DISTINCT u_c FROM uncertainty ORDER BY u_c").fetchall() == [(0.5,), (1.0,)]
 

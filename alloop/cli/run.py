@@ -51,6 +51,7 @@ def setup_logging(workdir: Path, quiet: bool) -> None:
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     sh.setLevel(logging.WARNING if quiet else logging.INFO)
+    sh.addFilter(lambda record: not getattr(record, "file_only", False))
     root.addHandler(fh)
     root.addHandler(sh)
 
@@ -84,6 +85,13 @@ def _stopped_before_start(campaign: Any) -> int:
     return EXIT["stopped"]
 
 
+def _failed(message: object, code: int) -> int:
+    """The error in the log file and, once, on stderr as the command's last word."""
+    logging.getLogger("alloop").error("%s", message, extra={"file_only": True})
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     from alloop.cluster import open_pools
     from alloop.config import load_campaign
@@ -107,29 +115,21 @@ def _run(args: argparse.Namespace, stop: threading.Event) -> int:
     try:
         store = Store.open(campaign.database_path)
     except AlloopError as exc:  # not a campaign database, a newer schema: one line, no traceback
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(exc, 2)
     try:
         with open_pools(campaign.cluster, Path(campaign.workdir) / "worker-logs") as (client, ensemble_client):
             outcome = Controller(campaign, store, client, ensemble_client, accept_changes=args.accept_changes,
                                  retry=args.retry, stop=stop).run()
     except CampaignChangedError as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _failed(exc, 2)
     except AlloopError as exc:
-        log.error("%s", exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _failed(exc, 1)
     except OSError as exc:  # the controller's own writes (its log, a report, a work directory) on a full disk
         problem = disk_problem(exc)
         if problem is None:
             raise
         full = DiskFullError("the controller", problem, campaign.workdir)
-        log.error("%s", full)
-        print(f"error: {full}", file=sys.stderr)
-        return 1
+        return _failed(full, 1)
     finally:
         store.close()
     log.info("%s: %s", outcome.status, outcome.message)
