@@ -151,10 +151,10 @@ FAKE_PACEMAKER = """\
 #!{python}
 # Stand-in for pacemaker: copies a real potential and writes the files alloop reads, or fails on demand.
 import os, shutil, sys
-import numpy as np, pandas as pd, yaml
+import yaml
 mode = os.environ.get("FAKE_MODE", "ok")
 assert sys.argv[1] == "--no-predict", sys.argv  # alloop computes the errors itself (alloop.train.evaluate)
-cfg = yaml.safe_load(open(sys.argv[-1]))
+yaml.safe_load(open(sys.argv[-1]))  # the input pacemaker reads is YAML
 if mode == "sigkill":  # killed (as by the OOM killer) while FAKE_KILLS, a file outside the fit, counts down
     left = int(open(os.environ["FAKE_KILLS"]).read())
     if left > 0:
