@@ -86,7 +86,7 @@ def test_kill_minus_nine_at_every_stage_then_random_sigkills_and_sigterms_lose_n
     # campaign to move on between them; the last iteration's fit is held once that iteration starts, so the
     # campaign cannot end before the plan is spent
     chaos = ChaosRun(campaign, run, draw_plan(seed, n, delay_s=(2.0, 25.0), sigterm_share=0.5), seed=seed,
-                     gate=FitLock(run, ITERATIONS - 1), hold_when=lambda s: s[0] == ITERATIONS - 1, output=output)
+                     gate=FitLock(run, ITERATIONS - 1), hold_when=_chaos_iteration, output=output)
 
     def evidence() -> str:
         return (campaign_evidence(db, ref_campaign.parent / "run" / "alloop.db", aimed) + "\n\nthen the chaos run:\n"
