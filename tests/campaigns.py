@@ -139,8 +139,8 @@ def stage(db: Path) -> tuple[int, str, int, int] | None:
 # ------------------------------------------------------------------- the tiny W campaign on real parts
 # Small enough for CI (2 cores): cells of at most 8 atoms, coarse GPAW, an 8-function ACE. U_c = 0.3 eV/Å sends
 # one or two 8-atom cells to DFT per iteration besides the calibration cells and the dimer (each ~10 s of GPAW).
-# budget ≥ pool size, so selection does not depend on the fit; target_share 0 never converges, so both
-# runs go through exactly max_iterations.
+# budget ≥ pool size, so MaxVol selection does not depend on the fit (the MD frames do); target_share 0 never
+# converges, so every run goes through exactly max_iterations.
 TINY = """\
 name: tiny-w
 elements: [W]
@@ -167,13 +167,14 @@ convergence: {{target_share: 0.0, min_sample: 4}}
 cluster: {{n_workers: 1}}
 properties: {{teacher: false}}  # the potential's only: the teacher (SevenNet) would take minutes per campaign
 """
-# γ-driven MD from iteration 1 on: a generate stage that takes a while, and candidates that depend on the fit
+# γ-driven MD with iteration i's potential in its evaluate, stored as iteration i+1's candidates: an evaluate
+# stage that takes a while, and candidates that depend on the fit
 EXPLORE = "explore: {temperature: 1500, steps: 300, sample_interval: 50, max_candidates: 3, stages: []}\n"
-ITERATIONS = 3
+ITERATIONS = 2
 
 
-def tiny_campaign(root: Path, u_c: float = 0.3, max_iterations: int = ITERATIONS, extra: str = "") -> Path:
-    """The tiny W campaign's file in `root` (its workdir: root/run)."""
+def tiny_campaign(root: Path, u_c: float = 0.3, max_iterations: int = ITERATIONS, extra: str = EXPLORE) -> Path:
+    """The tiny W campaign's file in `root` (its workdir: root/run); `extra` is appended (default: EXPLORE)."""
     root.mkdir(parents=True, exist_ok=True)
     path = root / "campaign.yaml"
     path.write_text(TINY.format(u_c=u_c, max_iterations=max_iterations) + extra)

@@ -4,13 +4,12 @@ Expensive things are started once per session and shared:
 - `slurm_cluster`: the one private SLURM (tests/slurm_cluster.py) of the session, with the partitions every
   SLURM test needs; `slurm` is the same cluster for one test, with its leftover jobs cancelled afterwards.
   Every test that uses it is marked `slurm`, and every `slurm` test `slow`: `-m "not slow"` starts no SLURM.
-- `tiny_reference`, `exploring_reference`: the undisturbed runs of the tiny GPAW campaign (tests/campaigns.py),
-  one per kind, that the end-to-end, kill -9, SIGTERM, chaos and report tests compare with. Two kinds because
-  they differ where it matters: the exploring one (γ-driven MD from iteration 1, 2 iterations) is the only one
-  with a generate stage long enough to stop in, and its candidates depend on iteration 0's fit, so a test that
-  may interrupt a fit (kill -9, chaos) needs the plain one (3 iterations, candidates independent of the fit).
-  Their directories are read, never written: a test that runs or reports on such a campaign does so in a
-  copy or writes elsewhere (`alloop report -o`).
+- `tiny_reference`: the undisturbed run of the tiny GPAW campaign (tests/campaigns.py: 2 iterations, γ-driven
+  MD from iteration 0's potential on) that the end-to-end, interruption and report tests compare with. Its
+  candidates depend on iteration 0's fit, which a killed fit reruns from its input to the same coefficients
+  (pacemaker with a fixed seed is deterministic on CPU), so one kind serves the tests that stop a fit too.
+  Its directory is read, never written: a test that runs or reports on the campaign does so in a copy or
+  writes elsewhere (`alloop report -o`).
 - `tiny_ace_fit`: one real pacemaker fit (8 functions, 15 steps, the 2-12-atom W cells; ~30 s of TensorFlow
   start-up alone) for every test that needs a freshly fitted potential rather than a particular one.
 """
@@ -61,21 +60,11 @@ def slurm(slurm_cluster) -> Iterator:
 
 @pytest.fixture(scope="session")
 def tiny_reference(tmp_path_factory) -> tuple[Path, str]:
-    """(campaign file, `alloop run` output) of the plain tiny campaign, run once to its end (3 iterations)."""
+    """(campaign file, `alloop run` output) of the tiny campaign, run once to its end."""
     from tests.campaigns import run_to_end, tiny_campaign
 
     campaign = tiny_campaign(tmp_path_factory.mktemp("tiny-reference"))
     return campaign, run_to_end(campaign)
-
-
-@pytest.fixture(scope="session")
-def exploring_reference(tmp_path_factory) -> Path:
-    """The campaign file of the exploring tiny campaign (2 iterations, MD from iteration 1), run to its end."""
-    from tests.campaigns import EXPLORE, run_to_end, tiny_campaign
-
-    campaign = tiny_campaign(tmp_path_factory.mktemp("exploring-reference"), max_iterations=2, extra=EXPLORE)
-    run_to_end(campaign)
-    return campaign
 
 
 @pytest.fixture(scope="session")
