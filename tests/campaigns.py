@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 # Three of the paper's members replayed from the W set (`{npz}`: its path) plus the label-only eqV2-31M-OAM,
 # as a campaign-file fragment for str.format (literal braces doubled).
@@ -88,6 +90,18 @@ def snapshot(db: Path) -> dict:
     finally:
         con.close()
     return {"configs": configs, "labels": labels, "jobs": jobs, "potentials": potentials, "status": status}
+
+
+def assert_same_campaign(db: Path, reference_db: Path) -> None:
+    """The campaign in `db` learned what the one in `reference_db` did (`snapshot`s equal, label energies
+    within 1e-4 eV), both ended at max_iterations: what an interrupted or relocated run must show."""
+    got, want = snapshot(db), snapshot(reference_db)
+    assert got["status"] == want["status"] == "max_iterations"
+    assert got["configs"] == want["configs"]
+    assert got["jobs"] == want["jobs"]  # same DFT jobs, each once (dft_job is unique per configuration)
+    assert [(h, src, st) for h, src, st, _ in got["labels"]] == [(h, src, st) for h, src, st, _ in want["labels"]]
+    assert [e for *_, e in got["labels"]] == pytest.approx([e for *_, e in want["labels"]], abs=1e-4)
+    assert [i for i, _ in got["potentials"]] == [i for i, _ in want["potentials"]]
 
 
 def snapshot_diff(got: dict, want: dict) -> str:

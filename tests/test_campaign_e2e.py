@@ -16,22 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.campaigns import ITERATIONS, alloop, finished_files, run_to_end, snapshot, stage
+from tests.campaigns import ITERATIONS, alloop, assert_same_campaign, finished_files, run_to_end, snapshot, stage
 from tests.campaigns import tiny_campaign as _campaign
 from tests.chaos import (ChaosRun, InterruptionLog, Kill, campaign_evidence, chaos_kills, chaos_seeds, draw_plan,
                          evidence_on_failure, last_log_line)
 
 pytestmark = pytest.mark.slow
-
-def _assert_same_campaign(db: Path, reference_db: Path) -> None:
-    got, want = snapshot(db), snapshot(reference_db)
-    assert got["status"] == want["status"] == "max_iterations"
-    assert got["configs"] == want["configs"]
-    assert got["jobs"] == want["jobs"]  # same DFT jobs, each once (dft_job is unique per configuration)
-    assert [(h, src, st) for h, src, st, _ in got["labels"]] == [(h, src, st) for h, src, st, _ in want["labels"]]
-    assert [e for *_, e in got["labels"]] == pytest.approx([e for *_, e in want["labels"]], abs=1e-4)
-    assert [i for i, _ in got["potentials"]] == [i for i, _ in want["potentials"]]
-
 
 def test_tiny_campaign_runs_end_to_end_and_reports_its_status(tiny_reference):
     campaign, out = tiny_reference
@@ -152,7 +142,7 @@ def test_sigterm_and_kill_minus_nine_in_every_stage_then_random_interruptions_lo
         assert {p: t for p, t in finished.items() if p in finished_before} == finished_before
         run_to_end(campaign)
         assert {p: t for p, t in finished_files(run).items() if p in finished} == finished, "finished work was redone"
-        _assert_same_campaign(db, ref_db)
+        assert_same_campaign(db, ref_db)
     print(f"{len(aimed.kills)} aimed interruptions, then chaos (seed {seed}): {n} interruptions "
           f"({sum(k.signal == 'SIGTERM' for k in chaos.log.kills)} SIGTERM) in {time.monotonic() - t0:.0f} s "
           f"including the run to the end\n{aimed.report()}\n{chaos.log.report()}")
